@@ -30,6 +30,9 @@ class PlatformService:
         exactly as received (untrusted: validate before use; never raise for bad input).
         """
 
+    def start(self) -> None:
+        """Called once after the platform core runs (a service may open its own listeners here)."""
+
     def on_device_online(self, device_id: str) -> None:
         """Called after ``device_id`` connected (accepted by the access front and subscribed)."""
 
