@@ -1,0 +1,516 @@
+"""The access front: IoTDA's CONNECT rules in front of Mosquitto, one link per device, fault hooks.
+
+Devices connect here (plain TCP and TLS). The front reads the CONNECT, asks its authenticator, answers
+the CONNACK itself on refusal, and on acceptance opens a connection to Mosquitto, forwards the CONNECT
+(with the username set to the authenticated device id) and then every packet both ways unchanged.
+It runs an asyncio loop in its own daemon thread; the public methods are thread-safe.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import hashlib
+import hmac
+import logging
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+from iot_device_sdk_python.protocol import topics
+from iotda_emulator import mqtt_packets as mp
+from iotda_emulator.broker import SERVICE_ACCOUNT
+from iotda_emulator.certs import fingerprint_sha1, fingerprint_sha256, normalize_fingerprint
+
+logger = logging.getLogger(__name__)
+
+# A device never gets its own uplinks back (IoTDA does not echo them; on a plain broker its
+# wildcard subscriptions such as ".../commands/#" would match its own responses).
+_UPLINK_KINDS = frozenset({topics.MESSAGES_UP, topics.COMMAND_RESPONSE, topics.PROPERTIES_REPORT,
+                           topics.GATEWAY_PROPERTIES_REPORT, topics.PROPERTIES_SET_RESPONSE,
+                           topics.PROPERTIES_GET_RESPONSE, topics.SHADOW_GET, topics.EVENTS_UP,
+                           topics.BOOTSTRAP_UP})
+
+CLIENT_ID_RE = re.compile(r"^(?P<device_id>[A-Za-z0-9_\-]{1,128})_0_(?P<sign_type>[01])_(?P<ts>\d{10})$")
+
+
+@dataclass
+class AuthDecision:
+    """What an authenticator decided about one CONNECT.
+
+    ``return_code`` is the 3.1.1 CONNACK code (0 = accept). On acceptance ``device_id`` is the
+    identity the link gets (the username forwarded to Mosquitto, hence the topic ACL).
+    """
+
+    return_code: int
+    device_id: Optional[str] = None
+    reason: str = ""
+
+
+Authenticator = Callable[[mp.ConnectInfo, Optional[bytes]], AuthDecision]
+
+
+def hmac_password(secret: str, timestamp: str) -> str:
+    """IoTDA password: lowercase hex HMAC-SHA256 keyed by the ``YYYYMMDDHH`` timestamp over the secret."""
+    return hmac.new(timestamp.encode("utf-8"), secret.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _parse_hour(ts: str) -> Optional[_dt.datetime]:
+    try:
+        return _dt.datetime.strptime(ts, "%Y%m%d%H").replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+class IotdaAuthenticator:
+    """The standard IoTDA rules (``iotda-protocol.md`` §1.2-1.5) against the emulator's registry.
+
+    ``lookup(device_id) -> dict|None`` returns the registry record; ``bind(device_id, fingerprint)``
+    stores the fingerprint of a certificate device's first connection.
+    """
+
+    def __init__(self, lookup: Callable[[str], Optional[dict]], bind: Callable[[str, str], None],
+                 sign_tolerance_hours: float = 1) -> None:
+        self.lookup = lookup
+        self.bind = bind
+        self.sign_tolerance_hours = sign_tolerance_hours
+
+    def __call__(self, info: mp.ConnectInfo, peer_cert_der: Optional[bytes]) -> AuthDecision:
+        if not 30 <= info.keepalive <= 1200:
+            return AuthDecision(mp.BAD_CLIENT_ID, reason=f"keepalive {info.keepalive} outside 30-1200")
+        m = CLIENT_ID_RE.match(info.client_id)
+        hour = _parse_hour(m.group("ts")) if m else None
+        if not m or hour is None:
+            return AuthDecision(mp.BAD_CLIENT_ID, reason="client id is not {device_id}_0_{sign_type}_{YYYYMMDDHH}")
+        device_id, ts = m.group("device_id"), m.group("ts")
+        if info.username != device_id:
+            return AuthDecision(mp.BAD_CREDENTIALS, reason="username differs from the client id's device id")
+        if device_id == SERVICE_ACCOUNT:
+            return AuthDecision(mp.BAD_CREDENTIALS, reason="reserved name")
+        if m.group("sign_type") == "1":
+            now = _dt.datetime.now(_dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+            if abs((now - hour).total_seconds()) > self.sign_tolerance_hours * 3600:
+                return AuthDecision(mp.BAD_CREDENTIALS, reason="timestamp outside the tolerance")
+        record = self.lookup(device_id)
+        if record is None:
+            return AuthDecision(mp.BAD_CREDENTIALS, reason="unknown device")
+        if info.password is not None and info.password != b"":
+            secret = record.get("secret")
+            if not secret:
+                return AuthDecision(mp.BAD_CREDENTIALS, reason="device has no secret")
+            expected = hmac_password(secret, ts).encode("ascii")
+            if not hmac.compare_digest(expected, info.password.strip().lower()):
+                return AuthDecision(mp.BAD_CREDENTIALS, reason="wrong password")
+        else:
+            if peer_cert_der is None:
+                return AuthDecision(mp.BAD_CREDENTIALS, reason="no password and no client certificate")
+            registered = normalize_fingerprint(record.get("fingerprint"))
+            if registered:
+                actual = fingerprint_sha1(peer_cert_der) if len(registered) == 40 else fingerprint_sha256(peer_cert_der)
+                if not hmac.compare_digest(registered, actual):
+                    return AuthDecision(mp.BAD_CREDENTIALS, reason="certificate fingerprint mismatch")
+            elif record.get("auth_type") == "CERTIFICATES":
+                self.bind(device_id, fingerprint_sha256(peer_cert_der))
+            else:
+                return AuthDecision(mp.BAD_CREDENTIALS, reason="secret device connected without a password")
+        if record.get("frozen"):
+            return AuthDecision(mp.NOT_AUTHORIZED, reason="device frozen")
+        return AuthDecision(mp.ACCEPTED, device_id=device_id)
+
+
+# ---- links ---------------------------------------------------------------------------------------
+
+class _Link:
+    """One accepted device connection and its Mosquitto connection."""
+
+    def __init__(self, device_id: str, level: int, client_writer: asyncio.StreamWriter) -> None:
+        self.device_id = device_id
+        self.level = level
+        self.client_writer = client_writer
+        self.broker_writer: Optional[asyncio.StreamWriter] = None
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.delay = 0.0
+        self.closed = asyncio.Event()
+        self.pending_subs: Dict[int, List[str]] = {}
+        self.filters: Set[str] = set()
+        self.ready = False
+        self.ready_timer: Optional[asyncio.TimerHandle] = None
+        self.connected_at = time.time()
+
+    def abort(self) -> None:
+        """Close both sides at once (RST where possible)."""
+        self.closed.set()
+        self.gate.set()
+        for w in (self.client_writer, self.broker_writer):
+            if w is not None:
+                try:
+                    w.transport.abort()
+                except Exception:  # noqa: BLE001 - already closed
+                    pass
+        if self.ready_timer is not None:
+            self.ready_timer.cancel()
+
+
+class AccessFront:
+    """The devices' entry point: plain and TLS listeners in front of Mosquitto.
+
+    ``broker_address()`` returns Mosquitto's (host, port); ``authenticator(connect_info, peer_cert_der)``
+    returns an :class:`AuthDecision`. Callbacks (run on the front's loop thread, must not block):
+    ``on_online(device_id)`` after the broker accepted the link, ``on_ready(device_id)`` once the device
+    has subscribed (or after ``ready_timeout``), ``on_offline(device_id)`` when its current link ends.
+    """
+
+    def __init__(self, broker_address: Callable[[], Tuple[str, int]], authenticator: Authenticator, *,
+                 host: str = "127.0.0.1", port: Optional[int] = 0, tls_port: Optional[int] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 on_online: Optional[Callable[[str], None]] = None,
+                 on_ready: Optional[Callable[[str], None]] = None,
+                 on_offline: Optional[Callable[[str], None]] = None,
+                 ready_topics: Optional[Callable[[str], List[str]]] = None,
+                 ready_timeout: float = 1.5, connect_timeout: float = 10.0, name: str = "access-front") -> None:
+        self.broker_address = broker_address
+        self.authenticator = authenticator
+        self.host = host
+        self._want_port = port
+        self._want_tls_port = tls_port
+        self.ssl_context = ssl_context
+        self.on_online = on_online
+        self.on_ready = on_ready
+        self.on_offline = on_offline
+        self.ready_topics = ready_topics or _default_ready_topics
+        self.ready_timeout = ready_timeout
+        self.connect_timeout = connect_timeout
+        self.name = name
+        self.port: Optional[int] = None
+        self.tls_port: Optional[int] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._servers: List[asyncio.AbstractServer] = []
+        self._links: Dict[str, _Link] = {}
+        self._conn_tasks: Set[asyncio.Task] = set()
+        self._fault_delay: Dict[str, float] = {}
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def start(self) -> "AccessFront":
+        """Bind the listeners and start serving (returns once bound)."""
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name=self.name, daemon=True)
+        self._thread.start()
+        started.wait()
+        fut = asyncio.run_coroutine_threadsafe(self._bind(), self._loop)
+        try:
+            fut.result(timeout=10)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(started.set)
+        self._loop.run_forever()
+        try:  # the authenticator runs in the default executor: join its threads
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+        finally:
+            self._loop.close()
+
+    async def _bind(self) -> None:
+        if self._want_port is not None:
+            srv = await asyncio.start_server(lambda r, w: self._spawn(r, w, False), self.host, self._want_port)
+            self._servers.append(srv)
+            self.port = srv.sockets[0].getsockname()[1]
+        if self._want_tls_port is not None:
+            if self.ssl_context is None:
+                raise ValueError("tls_port needs an ssl_context")
+            srv = await asyncio.start_server(lambda r, w: self._spawn(r, w, True), self.host,
+                                             self._want_tls_port, ssl=self.ssl_context,
+                                             ssl_handshake_timeout=self.connect_timeout)
+            self._servers.append(srv)
+            self.tls_port = srv.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        """Close the listeners and every link, and stop the loop thread."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        async def _shutdown() -> None:
+            for srv in self._servers:
+                srv.close()
+            for link in list(self._links.values()):
+                link.abort()
+            tasks = [t for t in self._conn_tasks if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2)
+        try:
+            asyncio.run_coroutine_threadsafe(_shutdown(), loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            logger.debug("front shutdown incomplete", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._servers = []
+        self._links = {}
+
+    # ---- fault hooks (thread-safe) ----------------------------------------------------------------
+    def _call(self, fn, *args):
+        if self._loop is None or not self._loop.is_running():
+            return None
+        async def _do():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(_do(), self._loop).result(timeout=5)
+
+    def pause(self, device_id: str) -> bool:
+        """Stop forwarding the device's traffic both ways without closing anything (half-open link)."""
+        def _p():
+            link = self._links.get(device_id)
+            if link:
+                link.gate.clear()
+            return link is not None
+        return bool(self._call(_p))
+
+    def resume(self, device_id: str) -> bool:
+        """Forward again (held packets are delivered in order)."""
+        def _r():
+            link = self._links.get(device_id)
+            if link:
+                link.gate.set()
+            return link is not None
+        return bool(self._call(_r))
+
+    def delay(self, device_id: str, seconds: float) -> None:
+        """Add ``seconds`` of latency to every packet of the device, both ways (0 removes it).
+
+        Applies to the current link and to later links of the same device.
+        """
+        def _d():
+            self._fault_delay[device_id] = max(0.0, float(seconds))
+            link = self._links.get(device_id)
+            if link:
+                link.delay = self._fault_delay[device_id]
+        self._call(_d)
+
+    def cut(self, device_id: str) -> bool:
+        """Close the device's link abruptly on both sides; True when there was one."""
+        def _c():
+            link = self._links.get(device_id)
+            if link:
+                link.abort()
+            return link is not None
+        return bool(self._call(_c))
+
+    def connected(self) -> List[str]:
+        """Device ids with a link through this front."""
+        return list(self._call(lambda: list(self._links)) or [])
+
+    # ---- connections ------------------------------------------------------------------------------
+    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+        task = asyncio.ensure_future(self._handle(reader, writer, tls))
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
+
+    async def _refuse(self, writer: asyncio.StreamWriter, code: int, level: int) -> None:
+        try:
+            writer.write(mp.connack(code, level))
+            await asyncio.wait_for(writer.drain(), 2)
+        except Exception:  # noqa: BLE001 - the peer may already be gone
+            pass
+        _close(writer)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            pkt = await asyncio.wait_for(mp.read_packet(reader), self.connect_timeout)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
+            logger.info("%s: dropped %s before CONNECT: %s", self.name, peer, type(exc).__name__)
+            _close(writer)
+            return
+        if pkt is None or pkt.type != mp.CONNECT:
+            logger.info("%s: %s did not start with CONNECT; closed", self.name, peer)
+            _close(writer)
+            return
+        try:
+            info = mp.parse_connect(pkt.body)
+        except mp.PacketError as exc:
+            logger.info("%s: malformed CONNECT from %s: %s", self.name, peer, exc)
+            _close(writer)
+            return
+        if info.protocol_level not in (3, 4, 5) or info.protocol_name not in ("MQTT", "MQIsdp"):
+            await self._refuse(writer, mp.BAD_PROTOCOL, 4)
+            return
+        cert_der = None
+        if tls:
+            sslobj = writer.get_extra_info("ssl_object")
+            cert_der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+        loop = asyncio.get_running_loop()
+        try:
+            decision = await loop.run_in_executor(None, self.authenticator, info, cert_der)
+        except Exception:  # noqa: BLE001 - an authenticator bug must not kill the front
+            logger.exception("%s: authenticator failed for client id %r", self.name, info.client_id)
+            decision = AuthDecision(mp.SERVER_UNAVAILABLE, reason="authenticator error")
+        if decision.return_code == mp.ACCEPTED and (not decision.device_id or decision.device_id == SERVICE_ACCOUNT):
+            decision = AuthDecision(mp.BAD_CREDENTIALS, reason="no usable identity")
+        if decision.return_code != mp.ACCEPTED:
+            logger.info("%s: refused client id %r from %s: CONNACK %d (%s)", self.name, info.client_id, peer,
+                        decision.return_code, decision.reason)
+            await self._refuse(writer, decision.return_code, info.protocol_level)
+            return
+        device_id = decision.device_id
+        try:
+            host, port = self.broker_address()
+            b_reader, b_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+        except (OSError, asyncio.TimeoutError) as exc:
+            logger.warning("%s: broker unreachable for %s: %s", self.name, device_id, exc)
+            await self._refuse(writer, mp.SERVER_UNAVAILABLE, info.protocol_level)
+            return
+        link = _Link(device_id, info.protocol_level, writer)
+        link.broker_writer = b_writer
+        link.delay = self._fault_delay.get(device_id, 0.0)
+        old = self._links.get(device_id)
+        self._links[device_id] = link
+        if old is not None:
+            logger.info("%s: %s connected again; closing its older connection", self.name, device_id)
+            old.abort()
+        try:
+            await self._serve(link, info, pkt, reader, writer, b_reader, b_writer)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001
+            logger.exception("%s: link of %s failed", self.name, device_id)
+        finally:
+            link.abort()
+            if self._links.get(device_id) is link:
+                del self._links[device_id]
+                if link.ready or link.connected_at:
+                    self._notify(self.on_offline, device_id)
+
+    async def _serve(self, link: _Link, info: mp.ConnectInfo, pkt: mp.Packet, reader, writer, b_reader,
+                     b_writer) -> None:
+        raw = pkt.raw if info.username == link.device_id else mp.encode_connect(mp.with_username(info, link.device_id))
+        b_writer.write(raw)
+        await b_writer.drain()
+        ack = await asyncio.wait_for(mp.read_packet(b_reader), self.connect_timeout)
+        if ack is None or ack.type != mp.CONNACK:
+            await self._refuse(writer, mp.SERVER_UNAVAILABLE, info.protocol_level)
+            link.connected_at = 0
+            return
+        writer.write(ack.raw)
+        await writer.drain()
+        if mp.connack_code(ack) != 0:
+            link.connected_at = 0
+            return
+        logger.info("%s: %s online", self.name, link.device_id)
+        self._notify(self.on_online, link.device_id)
+        link.ready_timer = asyncio.get_running_loop().call_later(self.ready_timeout, self._mark_ready, link)
+        up_q: asyncio.Queue = asyncio.Queue()
+        down_q: asyncio.Queue = asyncio.Queue()
+        tasks = [asyncio.ensure_future(c) for c in (
+            self._read_side(link, reader, up_q, True), self._write_side(link, b_writer, up_q),
+            self._read_side(link, b_reader, down_q, False, up_q), self._write_side(link, writer, down_q),
+            link.closed.wait())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read_side(self, link: _Link, reader: asyncio.StreamReader, q: asyncio.Queue, upstream: bool,
+                         ack_q: Optional[asyncio.Queue] = None) -> None:
+        try:
+            while True:
+                pkt = await mp.read_packet(reader)
+                if pkt is None:
+                    break
+                if upstream and pkt.type == mp.SUBSCRIBE:
+                    try:
+                        pid, filters = mp.parse_subscribe(pkt.body, link.level)
+                        link.pending_subs[pid] = filters
+                    except mp.PacketError:
+                        pass  # Mosquitto will close the connection for it
+                elif not upstream and pkt.type == mp.SUBACK:
+                    self._on_suback(link, pkt)
+                elif not upstream and pkt.type == mp.PUBLISH and ack_q is not None:
+                    try:
+                        topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
+                    except mp.PacketError:
+                        topic, qos, pid = "", 0, None
+                    if qos < 2 and topics.classify(topic).kind in _UPLINK_KINDS:
+                        if pid is not None:  # acknowledge for the device so the broker's inflight slot frees
+                            ack_q.put_nowait((time.monotonic() + link.delay, mp.encode_puback(pid)))
+                        continue
+                q.put_nowait((time.monotonic() + link.delay, pkt.raw))
+        except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
+            logger.debug("%s: %s side of %s ended: %s", self.name, "device" if upstream else "broker",
+                         link.device_id, type(exc).__name__)
+        q.put_nowait((time.monotonic() + link.delay, None))
+        await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
+
+    async def _write_side(self, link: _Link, writer: asyncio.StreamWriter, q: asyncio.Queue) -> None:
+        while True:
+            due, raw = await q.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            while not link.gate.is_set():  # paused: hold everything, including the close
+                await link.gate.wait()
+            if link.closed.is_set():
+                return
+            if raw is None:
+                return
+            writer.write(raw)
+            await writer.drain()
+
+    def _on_suback(self, link: _Link, pkt: mp.Packet) -> None:
+        try:
+            pid, codes = mp.parse_suback(pkt.body, link.level)
+        except mp.PacketError:
+            return
+        filters = link.pending_subs.pop(pid, [])
+        for flt, code in zip(filters, codes):
+            if code < 0x80:
+                link.filters.add(flt)
+        if link.ready:
+            return
+        wanted = self.ready_topics(link.device_id)
+        if all(any(topics.topic_matches(f, t) for f in link.filters) for t in wanted):
+            self._mark_ready(link)
+        elif not link.pending_subs:
+            # a device that subscribes only part of the system topics: ready once it is quiet
+            if link.ready_timer is not None:
+                link.ready_timer.cancel()
+            link.ready_timer = asyncio.get_running_loop().call_later(0.3, self._mark_ready, link)
+
+    def _mark_ready(self, link: _Link) -> None:
+        if link.ready or link.closed.is_set() or self._links.get(link.device_id) is not link:
+            return
+        link.ready = True
+        if link.ready_timer is not None:
+            link.ready_timer.cancel()
+        self._notify(self.on_ready, link.device_id)
+
+    def _notify(self, cb: Optional[Callable[[str], None]], device_id: str) -> None:
+        if cb is None:
+            return
+        try:
+            cb(device_id)
+        except Exception:  # noqa: BLE001
+            logger.exception("%s: callback %r failed for %s", self.name, cb, device_id)
+
+
+def _default_ready_topics(device_id: str) -> List[str]:
+    return [topics.messages_down(device_id), topics.command(device_id, "r"),
+            topics.properties_set(device_id, "r"), topics.properties_get(device_id, "r"),
+            topics.shadow_get_response(device_id, "r"), topics.events_down(device_id)]
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001
+        pass

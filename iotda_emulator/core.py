@@ -1,0 +1,911 @@
+"""The platform core: an MQTT client of the broker playing IoTDA's platform side.
+
+It keeps the registry, shadows and message trace (sqlite3), answers device requests (shadow get),
+runs platform requests with request ids and timeouts (commands, property set/get), pushes desired
+properties, delivers messages and events, and dispatches ``events/up`` to the platform services
+found in :mod:`iotda_emulator.services`.
+
+Threads: paho's network thread only parses, traces and resolves pending requests; everything else
+runs on one ordered dispatcher thread (uplink handling, service callbacks, online hooks) or on the
+worker pool (:meth:`PlatformCore.submit`) for blocking work.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import json
+import logging
+import queue
+import secrets as _secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from iot_device_sdk_python.protocol import codec, topics
+from iotda_emulator.broker import SERVICE_ACCOUNT
+from iotda_emulator.errors import CommandTimeout, DeviceNotFound, DeviceOffline, EmulatorError
+from iotda_emulator.store import Store
+
+logger = logging.getLogger(__name__)
+
+DESIRED_PROTECTION_S = 300.0   # iotda-protocol.md §6.3: no re-delivery for 5 min after an unanswered set
+MESSAGE_CACHE_SIZE = 20        # messages/down cached per offline device (§2.3)
+READY_WAIT_S = 3.0             # a downlink to a device still subscribing waits this long for it
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    """One MQTT message seen by the platform (``direction`` "up" = from a device)."""
+
+    time: float
+    device_id: Optional[str]
+    direction: str
+    topic: str
+    payload: bytes
+    kind: str
+    id: int = 0
+
+    def json(self) -> Any:
+        """The payload parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+
+class _Pending:
+    __slots__ = ("device_id", "kind", "event", "result", "error")
+
+    def __init__(self, device_id: str, kind: str) -> None:
+        self.device_id = device_id
+        self.kind = kind
+        self.event = threading.Event()
+        self.result: Optional[dict] = None
+        self.error: Optional[BaseException] = None
+
+
+def _row_to_device(row) -> dict:
+    d = dict(row)
+    d["frozen"] = bool(d["frozen"])
+    d["online"] = bool(d["online"])
+    return d
+
+
+def _validate_shadow_keys(props: dict) -> None:
+    for key in props:
+        if not isinstance(key, str) or not key or any(c in key for c in ".$\x00"):
+            raise ValueError(f"invalid shadow property name {key!r} (no '.', '$' or NUL)")
+
+
+class PlatformCore:
+    """IoTDA's platform side over MQTT. Create, then :meth:`start`; :meth:`stop` when done."""
+
+    def __init__(self, db: Store, broker_address: Callable[[], Tuple[str, int]], *,
+                 command_timeout: float = 20.0, emulator: Any = None, workers: int = 8) -> None:
+        self.db = db
+        self.broker_address = broker_address
+        self.command_timeout = command_timeout
+        self.emulator = emulator
+        self.services: Dict[str, Any] = {}           # service_id -> PlatformService
+        self._service_list: List[Any] = []
+        self._pending: Dict[str, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._ready: Dict[str, threading.Event] = {}
+        self._handlers: Dict[str, List[Callable]] = collections.defaultdict(list)
+        self._uplink_listeners: List[Callable] = []
+        self._warned: set = set()
+        self._msg_cache: Dict[str, collections.deque] = {}
+        self._desired_inflight: set = set()
+        self._desired_block: Dict[str, float] = {}
+        self._dispatch_q: "queue.Queue[Optional[Tuple[Callable, tuple]]]" = queue.Queue()
+        self._dispatcher: Optional[threading.Thread] = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emu-core-worker")
+        self._connected = threading.Event()
+        self._disconnected = threading.Event()
+        self._paho_ident: Optional[int] = None
+        self._stopping = False
+        self.client_id = f"iotda-emulator-platform-{uuid.uuid4().hex[:12]}"
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                   protocol=mqtt.MQTTv5)
+        self._client.username_pw_set(SERVICE_ACCOUNT)
+        self._client.max_inflight_messages_set(200)
+        self._client.reconnect_delay_set(0.2, 1)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        db.execute("UPDATE devices SET online=0")
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> "PlatformCore":
+        """Connect to the broker, subscribe to every device uplink and load the platform services."""
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="emu-core-dispatch", daemon=True)
+        self._dispatcher.start()
+        host, port = self.broker_address()
+        self._client.connect(host, port, keepalive=60)
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            raise EmulatorError("platform core could not connect to the broker")
+        self._load_services()
+        return self
+
+    def start_services(self) -> None:
+        """Call ``start()`` on every platform service (errors are logged, never raised)."""
+        for svc in self._service_list:
+            try:
+                svc.start()
+            except Exception:  # noqa: BLE001 - one broken service must not stop the emulator
+                logger.exception("platform service %s failed to start", type(svc).__name__)
+
+    def stop(self) -> None:
+        """Close services, disconnect and stop every thread the core started."""
+        self._stopping = True
+        for svc in self._service_list:
+            try:
+                svc.close()
+            except Exception:  # noqa: BLE001
+                logger.exception("platform service %s failed to close", type(svc).__name__)
+        with self._pending_lock:
+            for p in self._pending.values():
+                p.error = EmulatorError("emulator stopped")
+                p.event.set()
+        try:
+            self._client.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+        self._client.loop_stop()
+        self._dispatch_q.put(None)
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def connected(self) -> bool:
+        """True while the core is connected and subscribed to the broker."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until the core is (re)connected and subscribed; False on timeout."""
+        return self._connected.wait(timeout)
+
+    def wait_disconnected(self, timeout: float = 10.0) -> bool:
+        """Wait until the core has noticed the loss of the broker; False on timeout."""
+        return self._disconnected.wait(timeout)
+
+    def _load_services(self) -> None:
+        from iotda_emulator import services as pkg
+        try:
+            classes = pkg.discover()
+        except Exception:  # noqa: BLE001 - a broken service module: load the others one by one
+            logger.exception("service discovery failed; loading service modules one by one")
+            classes = self._discover_tolerant(pkg)
+        for cls in classes:
+            try:
+                svc = cls(self)
+            except Exception:  # noqa: BLE001
+                logger.exception("platform service %s failed to initialise", cls.__name__)
+                continue
+            self._service_list.append(svc)
+            for sid in cls.service_ids:
+                self.services.setdefault(sid, svc)
+
+    @staticmethod
+    def _discover_tolerant(pkg) -> list:
+        import importlib
+        import inspect
+        import pkgutil
+        from iotda_emulator.services.base import PlatformService
+        found = []
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if info.name == "base":
+                continue
+            try:
+                module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+            except Exception:  # noqa: BLE001
+                logger.exception("service module %s failed to import", info.name)
+                continue
+            for _, obj in inspect.getmembers(module, inspect.isclass):
+                if (issubclass(obj, PlatformService) and obj is not PlatformService
+                        and obj.__module__ == module.__name__ and obj.service_ids):
+                    found.append(obj)
+        return found
+
+    # ---- threads ----------------------------------------------------------------------------------
+    def submit(self, fn: Callable, *args, **kwargs) -> concurrent.futures.Future:
+        """Run ``fn(*args, **kwargs)`` on the core's worker pool (for blocking work); exceptions are logged."""
+        def _run():
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                logger.exception("worker task %s failed", getattr(fn, "__name__", fn))
+                raise
+        return self._pool.submit(_run)
+
+    def _dispatch(self, fn: Callable, *args) -> None:
+        self._dispatch_q.put((fn, args))
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._dispatch_q.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - never let one message kill the dispatcher
+                logger.exception("platform dispatcher: %s failed", getattr(fn, "__name__", fn))
+
+    def _check_not_network_thread(self) -> None:
+        if threading.get_ident() == self._paho_ident:
+            raise EmulatorError("blocking platform call on the MQTT callback thread; use core.submit()")
+
+    # ---- paho callbacks ---------------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._paho_ident = threading.get_ident()
+        if reason_code.is_failure:
+            logger.error("platform core refused by the broker: %s", reason_code)
+            return
+        opts = SubscribeOptions(qos=1, noLocal=True)
+        client.subscribe([(topics.PLATFORM_UPLINK_FILTER, opts), (topics.PLATFORM_USER_FILTER, opts)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if all(not rc.is_failure for rc in reason_codes):
+            logger.info("platform core connected and subscribed")
+            self._disconnected.clear()
+            self._connected.set()
+        else:
+            logger.error("platform core subscription refused: %s", reason_codes)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        self._disconnected.set()
+        if not self._stopping:
+            logger.warning("platform core lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self._uplink(msg.topic, bytes(msg.payload))
+        except Exception:  # noqa: BLE001 - the network thread must survive anything
+            logger.exception("platform core failed on a message on %r", msg.topic)
+
+    # ---- trace --------------------------------------------------------------------------------------
+    def _trace(self, direction: str, device_id: Optional[str], kind: str, topic: str, payload: bytes) -> None:
+        try:
+            self.db.execute("INSERT INTO trace(time, device_id, direction, kind, topic, payload) VALUES (?,?,?,?,?,?)",
+                            (time.time(), device_id, direction, kind, topic, payload))
+        except Exception:  # noqa: BLE001 - e.g. the store closed during shutdown
+            logger.debug("trace insert failed", exc_info=True)
+        with self._changed:
+            self._changed.notify_all()
+
+    @staticmethod
+    def _entry(row) -> TraceEntry:
+        return TraceEntry(time=row["time"], device_id=row["device_id"], direction=row["direction"],
+                          topic=row["topic"], payload=bytes(row["payload"] or b""), kind=row["kind"], id=row["id"])
+
+    def trace(self, device_id: Optional[str] = None, direction: Optional[str] = None,
+              kind: Optional[str] = None, since_id: int = 0) -> List[TraceEntry]:
+        """Traced messages in order, filtered by device, direction ("up"/"down") and topic kind."""
+        sql, params = "SELECT * FROM trace WHERE id > ?", [since_id]
+        for col, val in (("device_id", device_id), ("direction", direction), ("kind", kind)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                params.append(val)
+        return [self._entry(r) for r in self.db.query(sql + " ORDER BY id", params)]
+
+    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10.0) -> TraceEntry:
+        """The first traced message (past or future) for which ``predicate`` is true; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        last = 0
+        with self._changed:
+            while True:
+                for entry in self.trace(since_id=last):
+                    last = entry.id
+                    if predicate(entry):
+                        return entry
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no matching trace entry")
+                self._changed.wait(min(remaining, 0.5))
+
+    # ---- registry -------------------------------------------------------------------------------------
+    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, *,
+                      product_id: str = "emu_product", node_id: Optional[str] = None,
+                      fingerprint: Optional[str] = None, gateway_id: Optional[str] = None,
+                      name: Optional[str] = None, auth_type: Optional[str] = None) -> dict:
+        """Register a device and return its record.
+
+        Without ``device_id`` it is ``{product_id}_{node_id}`` (node id random when absent). Without
+        ``secret`` a random one is made, unless the device authenticates by certificate
+        (``fingerprint`` given or ``auth_type="CERTIFICATES"``; with no fingerprint the first certificate
+        presented is bound).
+        """
+        from iotda_emulator.certs import normalize_fingerprint
+        if node_id is None:
+            node_id = device_id if device_id else uuid.uuid4().hex[:12]
+        if device_id is None:
+            device_id = f"{product_id}_{node_id}"
+        if not topics.is_valid_device_id(device_id) or device_id == SERVICE_ACCOUNT:
+            raise ValueError(f"invalid device id {device_id!r}")
+        if auth_type is None:
+            auth_type = "CERTIFICATES" if fingerprint and not secret else "SECRET"
+        if auth_type not in ("SECRET", "CERTIFICATES"):
+            raise ValueError("auth_type must be SECRET or CERTIFICATES")
+        if secret is None and auth_type == "SECRET":
+            secret = _secrets.token_hex(16)
+        try:
+            self.db.execute(
+                "INSERT INTO devices(device_id, secret, product_id, node_id, fingerprint, auth_type, gateway_id, name, "
+                "frozen, online, created) VALUES (?,?,?,?,?,?,?,?,0,0,?)",
+                (device_id, secret, product_id, node_id, normalize_fingerprint(fingerprint), auth_type,
+                 gateway_id, name or device_id, time.time()))
+        except Exception as exc:
+            if "UNIQUE" in str(exc):
+                raise EmulatorError(f"device {device_id} already exists") from None
+            raise
+        return self.get_device(device_id)
+
+    def get_device(self, device_id: str) -> Optional[dict]:
+        """The registry record of ``device_id`` (a dict) or None."""
+        rows = self.db.query("SELECT * FROM devices WHERE device_id=?", (device_id,))
+        return _row_to_device(rows[0]) if rows else None
+
+    def _require(self, device_id: str) -> dict:
+        rec = self.get_device(device_id)
+        if rec is None:
+            raise DeviceNotFound(f"device {device_id} not found")
+        return rec
+
+    def list_devices(self) -> List[dict]:
+        """Every registered device, oldest first."""
+        return [_row_to_device(r) for r in self.db.query("SELECT * FROM devices ORDER BY created, device_id")]
+
+    def children(self, gateway_id: str) -> List[dict]:
+        """The sub-devices whose gateway is ``gateway_id``."""
+        return [_row_to_device(r) for r in self.db.query(
+            "SELECT * FROM devices WHERE gateway_id=? ORDER BY created, device_id", (gateway_id,))]
+
+    def update_device(self, device_id: str, **fields: Any) -> dict:
+        """Change registry fields (name, secret, fingerprint, product_id, gateway_id, auth_type)."""
+        allowed = {"name", "secret", "fingerprint", "product_id", "gateway_id", "auth_type", "node_id"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        self._require(device_id)
+        for key, value in fields.items():
+            self.db.execute(f"UPDATE devices SET {key}=? WHERE device_id=?", (value, device_id))
+        return self.get_device(device_id)
+
+    def bind_fingerprint(self, device_id: str, fingerprint: str) -> None:
+        """Store the certificate fingerprint of a certificate device (first connection binding)."""
+        self.db.execute("UPDATE devices SET fingerprint=? WHERE device_id=? AND (fingerprint IS NULL OR fingerprint='')",
+                        (fingerprint, device_id))
+
+    def delete_device(self, device_id: str) -> bool:
+        """Remove a device, its shadow and its connection; True when it existed."""
+        cur = self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
+        self.db.execute("DELETE FROM shadow WHERE device_id=?", (device_id,))
+        self._msg_cache.pop(device_id, None)
+        if cur.rowcount and self.emulator is not None:
+            self.emulator._disconnect_device(device_id)
+        return bool(cur.rowcount)
+
+    def freeze_device(self, device_id: str, frozen: bool = True) -> None:
+        """Freeze (refuse its connections with CONNACK 5, drop the current one) or unfreeze a device."""
+        self._require(device_id)
+        self.db.execute("UPDATE devices SET frozen=? WHERE device_id=?", (1 if frozen else 0, device_id))
+        if frozen and self.emulator is not None:
+            self.emulator._disconnect_device(device_id)
+
+    # ---- online state ----------------------------------------------------------------------------------
+    def is_online(self, device_id: str) -> bool:
+        """True while the device is connected (for a sub-device: as last set by its gateway)."""
+        rows = self.db.query("SELECT online FROM devices WHERE device_id=?", (device_id,))
+        return bool(rows and rows[0]["online"])
+
+    def wait_online(self, device_id: str, timeout: float = 10.0, online: bool = True) -> bool:
+        """Wait until :meth:`is_online` equals ``online``; the final state match as a bool."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.is_online(device_id) != online:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.5))
+        return True
+
+    def set_online(self, device_id: str, online: bool) -> None:
+        """Record a device (typically a gateway's sub-device) as online/offline and run the hooks."""
+        rows = self.db.query("SELECT online, gateway_id FROM devices WHERE device_id=?", (device_id,))
+        if not rows:
+            return
+        was = bool(rows[0]["online"])
+        self.db.execute("UPDATE devices SET online=? WHERE device_id=?", (1 if online else 0, device_id))
+        with self._changed:
+            self._changed.notify_all()
+        if online and not was and rows[0]["gateway_id"]:
+            self._dispatch(self._online_hooks, device_id)
+        elif not online and was:
+            self._dispatch(self._offline_hooks, device_id)
+
+    # called by the access front on its loop thread: quick, non-blocking
+    def front_online(self, device_id: str) -> None:
+        """The access front accepted a connection of ``device_id``."""
+        self._ready[device_id] = threading.Event()
+        self.db.execute("UPDATE devices SET online=1 WHERE device_id=?", (device_id,))
+        with self._changed:
+            self._changed.notify_all()
+
+    def front_ready(self, device_id: str) -> None:
+        """The device has subscribed: push what waits for it and tell the services."""
+        ev = self._ready.get(device_id)
+        if ev is not None:
+            ev.set()
+        self._dispatch(self._online_hooks, device_id)
+
+    def front_offline(self, device_id: str) -> None:
+        """The device's connection ended."""
+        ev = self._ready.pop(device_id, None)
+        if ev is not None:
+            ev.set()  # wake waiters; they re-check online
+        self.db.execute("UPDATE devices SET online=0 WHERE device_id=?", (device_id,))
+        with self._changed:
+            self._changed.notify_all()
+        self._dispatch(self._offline_hooks, device_id)
+
+    def _online_hooks(self, device_id: str) -> None:
+        self._desired_block.pop(device_id, None)
+        cached = self._msg_cache.pop(device_id, None)
+        while cached:
+            topic, payload, qos = cached.popleft()
+            self.publish(topic, payload, qos)
+        if self._desired_diff(device_id):
+            self.submit(self._push_desired, device_id)
+        for svc in self._service_list:
+            try:
+                svc.on_device_online(device_id)
+            except Exception:  # noqa: BLE001
+                logger.exception("service %s failed in on_device_online(%s)", type(svc).__name__, device_id)
+
+    def _offline_hooks(self, device_id: str) -> None:
+        for svc in self._service_list:
+            try:
+                svc.on_device_offline(device_id)
+            except Exception:  # noqa: BLE001
+                logger.exception("service %s failed in on_device_offline(%s)", type(svc).__name__, device_id)
+
+    # ---- routing and publishing -----------------------------------------------------------------------
+    def route(self, device_id: str, require_online: bool = True) -> Tuple[str, Optional[str]]:
+        """(topic device id, object_device_id) to reach ``device_id``: a sub-device goes through its gateway.
+
+        Raises DeviceNotFound, and DeviceOffline when ``require_online`` and the connection is down.
+        """
+        rec = self._require(device_id)
+        gateway = rec.get("gateway_id")
+        target, obj = (gateway, device_id) if gateway else (device_id, None)
+        if require_online:
+            self._wait_ready(target)
+        return target, obj
+
+    def _wait_ready(self, target: str) -> None:
+        if not self.is_online(target):
+            raise DeviceOffline(f"device {target} is offline")
+        ev = self._ready.get(target)
+        if ev is not None and not ev.is_set() and threading.get_ident() != self._paho_ident:
+            ev.wait(READY_WAIT_S)
+        if not self.is_online(target):
+            raise DeviceOffline(f"device {target} is offline")
+
+    def publish(self, topic: str, payload: Union[bytes, str, dict, list, None], qos: int = 1) -> mqtt.MQTTMessageInfo:
+        """Publish from the platform (traced as "down"); dict/list payloads become compact JSON."""
+        if isinstance(payload, (dict, list)):
+            data = codec.dumps_bytes(payload)
+        elif isinstance(payload, str):
+            data = payload.encode("utf-8")
+        else:
+            data = bytes(payload or b"")
+        info = topics.classify(topic)
+        self._trace("down", info.device_id, info.kind, topic, data)
+        logger.debug("down %s (%d bytes)", topic, len(data))
+        return self._client.publish(topic, data, qos=qos)
+
+    def _request(self, target: str, topic: str, payload: dict, kind: str, timeout: Optional[float]) -> dict:
+        self._check_not_network_thread()
+        rid = topics.request_id_of(topic)
+        pending = _Pending(target, kind)
+        with self._pending_lock:
+            self._pending[rid] = pending
+        try:
+            self.publish(topic, payload, qos=1)
+            wait = self.command_timeout if timeout is None else timeout
+            if not pending.event.wait(wait):
+                raise CommandTimeout(f"{kind} {rid} to {target}: no response within {wait:g} s")
+        finally:
+            with self._pending_lock:
+                self._pending.pop(rid, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result or {}
+
+    def send_command(self, device_id: str, service_id: Optional[str], command_name: Optional[str],
+                     paras: Any, timeout: Optional[float] = None) -> dict:
+        """Send a command and wait for the response JSON (``result_code`` defaults to 0).
+
+        Raises DeviceNotFound, DeviceOffline, CommandTimeout, EmulatorError (malformed response).
+        """
+        target, obj = self.route(device_id)
+        payload: Dict[str, Any] = {}
+        if obj:
+            payload["object_device_id"] = obj
+        if service_id is not None:
+            payload["service_id"] = service_id
+        if command_name is not None:
+            payload["command_name"] = command_name
+        payload["paras"] = paras if paras is not None else {}
+        result = self._request(target, topics.command(target, str(uuid.uuid4())), payload, topics.COMMAND, timeout)
+        result.setdefault("result_code", 0)
+        return result
+
+    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None) -> dict:
+        """Write properties; returns the device's answer (``result_code`` defaults to 0, ``result_desc``)."""
+        target, obj = self.route(device_id)
+        payload: Dict[str, Any] = {}
+        if obj:
+            payload["object_device_id"] = obj
+        payload["services"] = services
+        result = self._request(target, topics.properties_set(target, str(uuid.uuid4())), payload,
+                               topics.PROPERTIES_SET, timeout)
+        result.setdefault("result_code", 0)
+        return result
+
+    def get_properties(self, device_id: str, service_id: Optional[str] = None,
+                       timeout: Optional[float] = None) -> dict:
+        """Query properties; returns the device's answer (``services`` list)."""
+        target, obj = self.route(device_id)
+        payload: Dict[str, Any] = {}
+        if obj:
+            payload["object_device_id"] = obj
+        if service_id is not None:
+            payload["service_id"] = service_id
+        return self._request(target, topics.properties_get(target, str(uuid.uuid4())), payload,
+                             topics.PROPERTIES_GET, timeout)
+
+    def send_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
+                     qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,
+                     standard: bool = False) -> str:
+        """Deliver a message (cached, up to 20, while the device is offline); returns the message id.
+
+        ``topic``: None = ``messages/down``; a full ``$oc/...`` topic; or a suffix made into a user topic.
+        ``standard`` wraps the payload as ``{object_device_id?, name?, id, content}`` (always for sub-devices).
+        """
+        target, obj = self.route(device_id, require_online=False)
+        mid = message_id or str(uuid.uuid4())
+        if topic is None:
+            dest = topics.messages_down(target)
+        elif topic.startswith("$") or topic.startswith(topics.PREFIX):
+            dest = topic
+        else:
+            dest = topics.user_topic(target, topic)
+        if standard or obj:
+            if isinstance(payload, (bytes, bytearray)):
+                content: Any = bytes(payload).decode("utf-8", "replace")
+            else:
+                content = payload
+            body: Dict[str, Any] = {}
+            if obj:
+                body["object_device_id"] = obj
+            if name is not None:
+                body["name"] = name
+            body["id"] = mid
+            body["content"] = content
+            data: Any = body
+        else:
+            data = payload
+        if isinstance(data, (dict, list)):
+            data = codec.dumps_bytes(data)
+        elif isinstance(data, str):
+            data = data.encode("utf-8")
+        if self.is_online(target):
+            try:
+                self._wait_ready(target)
+            except DeviceOffline:
+                pass
+        if self.is_online(target):
+            self.publish(dest, data, qos)
+        else:
+            cache = self._msg_cache.setdefault(target, collections.deque(maxlen=MESSAGE_CACHE_SIZE))
+            cache.append((dest, data, qos))
+            logger.info("message %s for offline device %s cached", mid, target)
+        return mid
+
+    def send_event(self, device_id: str, service_id: str, event_type: str, paras: Any,
+                   object_device_id: Optional[str] = None, event_id: Optional[str] = None) -> str:
+        """Publish an ``events/down`` with one service event; returns its ``event_id``.
+
+        A sub-device's event goes through its gateway with ``object_device_id`` set to the child.
+        Raises DeviceNotFound / DeviceOffline.
+        """
+        target, obj = self.route(device_id)
+        eid = event_id or str(uuid.uuid4())
+        envelope: Dict[str, Any] = {}
+        if object_device_id or obj:
+            envelope["object_device_id"] = object_device_id or obj
+        envelope["services"] = [{"service_id": service_id, "event_type": event_type,
+                                 "event_time": codec.event_time(), "event_id": eid,
+                                 "paras": paras if paras is not None else {}}]
+        self.publish(topics.events_down(target), envelope, qos=1)
+        return eid
+
+    # ---- shadow ------------------------------------------------------------------------------------------
+    def shadow(self, device_id: str, service_id: Optional[str] = None) -> List[dict]:
+        """The device shadow: per service ``desired``/``reported`` ``{properties, event_time}`` and ``version``."""
+        self._require(device_id)
+        sql, params = "SELECT * FROM shadow WHERE device_id=?", [device_id]
+        if service_id is not None:
+            sql += " AND service_id=?"
+            params.append(service_id)
+        out = []
+        for r in self.db.query(sql + " ORDER BY service_id", params):
+            entry: Dict[str, Any] = {"service_id": r["service_id"]}
+            for part, tcol in (("desired", "desired_time"), ("reported", "reported_time")):
+                section: Dict[str, Any] = {"properties": json.loads(r[part])}
+                if r[tcol]:
+                    section["event_time"] = r[tcol]
+                entry[part] = section
+            entry["version"] = r["version"]
+            out.append(entry)
+        return out
+
+    def set_desired(self, device_id: str, service_id: str, properties: dict) -> int:
+        """Merge desired property values into the shadow; pushes them when the device is online.
+
+        Returns the service's new shadow version. A value of None removes a desired property.
+        """
+        self._require(device_id)
+        if not isinstance(properties, dict):
+            raise ValueError("properties must be a dict")
+        _validate_shadow_keys(properties)
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT desired, version FROM shadow WHERE device_id=? AND service_id=?",
+                               (device_id, service_id)).fetchone()
+            desired = json.loads(row["desired"]) if row else {}
+            for k, v in properties.items():
+                if v is None:
+                    desired.pop(k, None)
+                else:
+                    desired[k] = v
+            version = (row["version"] if row else 0) + 1
+            conn.execute(
+                "INSERT INTO shadow(device_id, service_id, desired, desired_time, version) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(device_id, service_id) DO UPDATE SET desired=excluded.desired, "
+                "desired_time=excluded.desired_time, version=excluded.version",
+                (device_id, service_id, json.dumps(desired), codec.event_time(), version))
+        self._desired_block.pop(device_id, None)
+        rec = self.get_device(device_id)
+        gateway = rec.get("gateway_id") if rec else None
+        if self.is_online(gateway or device_id):
+            self.submit(self._push_desired, device_id)
+        return version
+
+    def _apply_report(self, device_id: str, services: List[dict]) -> None:
+        with self.db.transaction() as conn:
+            for svc in services:
+                sid, props = svc["service_id"], svc["properties"]
+                et = svc.get("event_time")
+                try:
+                    codec.parse_event_time(et)
+                except ValueError:
+                    et = codec.event_time()
+                row = conn.execute("SELECT reported, version FROM shadow WHERE device_id=? AND service_id=?",
+                                   (device_id, sid)).fetchone()
+                reported = json.loads(row["reported"]) if row else {}
+                reported.update(props)
+                version = (row["version"] if row else 0) + 1
+                conn.execute(
+                    "INSERT INTO shadow(device_id, service_id, reported, reported_time, version) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(device_id, service_id) DO UPDATE SET reported=excluded.reported, "
+                    "reported_time=excluded.reported_time, version=excluded.version",
+                    (device_id, sid, json.dumps(reported), et, version))
+
+    def _desired_diff(self, device_id: str) -> List[dict]:
+        out = []
+        for r in self.db.query("SELECT service_id, desired, reported FROM shadow WHERE device_id=?", (device_id,)):
+            desired, reported = json.loads(r["desired"]), json.loads(r["reported"])
+            diff = {k: v for k, v in desired.items() if k not in reported or reported[k] != v}
+            if diff:
+                out.append({"service_id": r["service_id"], "properties": diff})
+        return out
+
+    def _push_desired(self, device_id: str) -> None:
+        """Deliver desired values that differ from reported (worker thread; §6.3 protection window)."""
+        if device_id in self._desired_inflight or self._desired_block.get(device_id, 0) > time.monotonic():
+            return
+        diff = self._desired_diff(device_id)
+        if not diff:
+            return
+        self._desired_inflight.add(device_id)
+        try:
+            self.set_properties(device_id, diff)
+        except CommandTimeout:
+            logger.info("desired properties of %s not acknowledged; pausing re-delivery", device_id)
+            self._desired_block[device_id] = time.monotonic() + DESIRED_PROTECTION_S
+        except (DeviceOffline, DeviceNotFound):
+            pass
+        except EmulatorError as exc:
+            logger.info("desired properties of %s: %s", device_id, exc)
+        finally:
+            self._desired_inflight.discard(device_id)
+
+    # ---- uplink handling ------------------------------------------------------------------------------
+    def register_topic_handler(self, kind: str, fn: Callable[[str, topics.TopicInfo, bytes], None]) -> None:
+        """Call ``fn(device_id, topic_info, payload)`` on the dispatcher thread for every uplink of ``kind``."""
+        self._handlers[kind].append(fn)
+
+    def add_uplink_listener(self, fn: Callable[[str, topics.TopicInfo, bytes], None]) -> None:
+        """Call ``fn(device_id, topic_info, payload)`` (dispatcher thread) for every uplink message."""
+        self._uplink_listeners.append(fn)
+
+    def _bad(self, device_id: Optional[str], kind: str, reason: str) -> None:
+        key = (device_id, kind)
+        level = logging.DEBUG if key in self._warned else logging.WARNING
+        self._warned.add(key)
+        logger.log(level, "malformed %s from %s dropped: %s", kind, device_id, reason)
+
+    def _json(self, device_id: Optional[str], kind: str, payload: bytes, empty_ok: bool = False) -> Optional[dict]:
+        if empty_ok and not payload.strip():
+            return {}
+        try:
+            return codec.loads_object(payload)
+        except ValueError as exc:
+            self._bad(device_id, kind, str(exc))
+            return None
+
+    def _uplink(self, topic: str, payload: bytes) -> None:
+        info = topics.classify(topic)
+        device_id = info.device_id
+        self._trace("up", device_id, info.kind, topic, payload)
+        logger.debug("up %s (%d bytes)", topic, len(payload))
+        kind = info.kind
+        if kind in (topics.COMMAND_RESPONSE, topics.PROPERTIES_SET_RESPONSE, topics.PROPERTIES_GET_RESPONSE):
+            self._response(info, payload)
+        else:
+            self._dispatch(self._handle_uplink, info, payload)
+
+    def _response(self, info: topics.TopicInfo, payload: bytes) -> None:
+        expected = {topics.COMMAND_RESPONSE: topics.COMMAND, topics.PROPERTIES_SET_RESPONSE: topics.PROPERTIES_SET,
+                    topics.PROPERTIES_GET_RESPONSE: topics.PROPERTIES_GET}[info.kind]
+        with self._pending_lock:
+            pending = self._pending.get(info.request_id or "")
+            if pending is None or pending.device_id != info.device_id or pending.kind != expected:
+                logger.info("%s from %s for unknown or expired request %s ignored", info.kind, info.device_id,
+                            info.request_id)
+                return
+            self._pending.pop(info.request_id, None)
+        obj = self._json(info.device_id, info.kind, payload, empty_ok=True)
+        if obj is None:
+            pending.error = EmulatorError(f"device {info.device_id} sent a malformed {info.kind}")
+        else:
+            pending.result = obj
+        pending.event.set()
+
+    def _handle_uplink(self, info: topics.TopicInfo, payload: bytes) -> None:
+        kind, device_id = info.kind, info.device_id
+        try:
+            if kind == topics.PROPERTIES_REPORT:
+                self._on_properties_report(device_id, payload)
+            elif kind == topics.GATEWAY_PROPERTIES_REPORT:
+                self._on_gateway_report(device_id, payload)
+            elif kind == topics.SHADOW_GET:
+                self._on_shadow_get(device_id, info, payload)
+            elif kind == topics.EVENTS_UP:
+                self._on_events_up(device_id, payload)
+        finally:
+            for fn in list(self._uplink_listeners) + list(self._handlers.get(kind, ())):
+                try:
+                    fn(device_id, info, payload)
+                except Exception:  # noqa: BLE001
+                    logger.exception("uplink handler %r failed for %s", fn, kind)
+
+    @staticmethod
+    def _service_properties(items: Any) -> Tuple[List[dict], Optional[str]]:
+        if not isinstance(items, list):
+            return [], "services is not a list"
+        good, bad = [], None
+        for svc in items:
+            if (isinstance(svc, dict) and isinstance(svc.get("service_id"), str) and svc["service_id"]
+                    and isinstance(svc.get("properties"), dict)):
+                try:
+                    _validate_shadow_keys(svc["properties"])
+                except ValueError as exc:
+                    bad = str(exc)
+                    continue
+                good.append(svc)
+            else:
+                bad = "a service lacks service_id or properties"
+        return good, bad
+
+    def _on_properties_report(self, device_id: str, payload: bytes) -> None:
+        obj = self._json(device_id, topics.PROPERTIES_REPORT, payload)
+        if obj is None or self.get_device(device_id) is None:
+            return
+        services, problem = self._service_properties(obj.get("services"))
+        if problem:
+            self._bad(device_id, topics.PROPERTIES_REPORT, problem)
+        if services:
+            self._apply_report(device_id, services)
+            if self._desired_diff(device_id):
+                self.submit(self._push_desired, device_id)
+
+    def _on_gateway_report(self, gateway_id: str, payload: bytes) -> None:
+        obj = self._json(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, payload)
+        if obj is None:
+            return
+        devices = obj.get("devices")
+        if not isinstance(devices, list):
+            self._bad(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, "devices is not a list")
+            return
+        for entry in devices:
+            child = entry.get("device_id") if isinstance(entry, dict) else None
+            rec = self.get_device(child) if isinstance(child, str) else None
+            if rec is None or (child != gateway_id and rec.get("gateway_id") != gateway_id):
+                self._bad(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, f"{child!r} is not a sub-device of the gateway")
+                continue
+            services, problem = self._service_properties(entry.get("services"))
+            if problem:
+                self._bad(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, problem)
+            if services:
+                self._apply_report(child, services)
+                if self._desired_diff(child):
+                    self.submit(self._push_desired, child)
+
+    def _on_shadow_get(self, device_id: str, info: topics.TopicInfo, payload: bytes) -> None:
+        if not info.request_id:
+            self._bad(device_id, topics.SHADOW_GET, "no request id")
+            return
+        obj = self._json(device_id, topics.SHADOW_GET, payload, empty_ok=True) or {}
+        target = obj.get("object_device_id") or device_id
+        service_id = obj.get("service_id")
+        shadow: List[dict] = []
+        if not isinstance(target, str) or (service_id is not None and not isinstance(service_id, str)):
+            self._bad(device_id, topics.SHADOW_GET, "object_device_id/service_id must be strings")
+            target = device_id if not isinstance(target, str) else target
+            service_id = None
+        rec = self.get_device(target)
+        if rec is not None and (target == device_id or rec.get("gateway_id") == device_id):
+            shadow = self.shadow(target, service_id)
+        else:
+            self._bad(device_id, topics.SHADOW_GET, f"shadow of {target!r} not available to {device_id}")
+        self.publish(topics.shadow_get_response(device_id, info.request_id),
+                     {"object_device_id": target, "shadow": shadow}, qos=1)
+
+    def _on_events_up(self, device_id: str, payload: bytes) -> None:
+        obj = self._json(device_id, topics.EVENTS_UP, payload)
+        if obj is None:
+            return
+        services = obj.get("services")
+        object_device_id = obj.get("object_device_id")
+        if object_device_id is not None and not isinstance(object_device_id, str):
+            self._bad(device_id, topics.EVENTS_UP, "object_device_id is not a string")
+            object_device_id = None
+        if not isinstance(services, list):
+            self._bad(device_id, topics.EVENTS_UP, "services is not a list")
+            return
+        for event in services:
+            if not isinstance(event, dict) or not isinstance(event.get("service_id"), str):
+                self._bad(device_id, topics.EVENTS_UP, "an event lacks service_id")
+                continue
+            svc = self.services.get(event["service_id"])
+            if svc is None:
+                logger.info("event for unknown service %r from %s ignored", event["service_id"], device_id)
+                continue
+            try:
+                svc.on_event(device_id, object_device_id, event)
+            except Exception:  # noqa: BLE001 - a service bug must not stop the dispatcher
+                logger.exception("service %s failed on an event from %s", type(svc).__name__, device_id)

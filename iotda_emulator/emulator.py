@@ -1,0 +1,252 @@
+"""The ``Emulator`` facade: Mosquitto + access front + platform core (+ HTTP server) in one object."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, List, Optional, Union
+
+from iotda_emulator.access_front import AccessFront, IotdaAuthenticator
+from iotda_emulator.broker import MosquittoBroker
+from iotda_emulator.certs import CertificateAuthority
+from iotda_emulator.core import PlatformCore, TraceEntry
+from iotda_emulator.errors import EmulatorError
+from iotda_emulator.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class Emulator:
+    """A local IoTDA on a real Mosquitto. ``start()`` brings everything up; ``stop()`` tears it down.
+
+    Ports given as 0 are picked free. Without ``data_dir`` a temporary directory is used and removed
+    on stop; with one, the registry, shadows, trace and certificates are kept there.
+    """
+
+    def __init__(self, data_dir: Optional[str] = None, host: str = "127.0.0.1", mqtt_port: int = 0,
+                 mqtts_port: int = 0, http_port: int = 0, https_port: int = 0, command_timeout: float = 20.0,
+                 sign_tolerance_hours: float = 1, http: bool = True) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = os.path.abspath(data_dir) if data_dir else tempfile.mkdtemp(prefix="iotda-emulator-")
+        self.host = host
+        self._want = dict(mqtt=mqtt_port, mqtts=mqtts_port, http=http_port, https=https_port)
+        self.command_timeout = command_timeout
+        self.sign_tolerance_hours = sign_tolerance_hours
+        self._http_enabled = http
+        self.mqtt_port: Optional[int] = None
+        self.mqtts_port: Optional[int] = None
+        self.http_port: Optional[int] = None
+        self.https_port: Optional[int] = None
+        self.certs: Optional[CertificateAuthority] = None
+        self.broker: Optional[MosquittoBroker] = None
+        self.store: Optional[Store] = None
+        self.core: Optional[PlatformCore] = None
+        self.front: Optional[AccessFront] = None
+        self.http_server: Any = None
+        self._fronts: List[AccessFront] = []
+        self._started = False
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def start(self) -> "Emulator":
+        """Start broker, access front, platform core, platform services and HTTP server; returns self."""
+        if self._started:
+            return self
+        os.makedirs(self.data_dir, exist_ok=True)
+        try:
+            self.certs = CertificateAuthority.create(os.path.join(self.data_dir, "certs"))
+            self.store = Store(os.path.join(self.data_dir, "emulator.sqlite3"))
+            self.broker = MosquittoBroker(os.path.join(self.data_dir, "broker"), host="127.0.0.1").start()
+            self.core = PlatformCore(self.store, self.broker_address, command_timeout=self.command_timeout,
+                                     emulator=self)
+            self.core.start()
+            self.front = AccessFront(
+                self.broker_address,
+                IotdaAuthenticator(self.core.get_device, self.core.bind_fingerprint, self.sign_tolerance_hours),
+                host=self.host, port=self._want["mqtt"], tls_port=self._want["mqtts"],
+                ssl_context=self.certs.server_context(request_client_cert=True),
+                on_online=self.core.front_online, on_ready=self.core.front_ready,
+                on_offline=self.core.front_offline, name="iotda-front").start()
+            self._fronts.append(self.front)
+            self.mqtt_port, self.mqtts_port = self.front.port, self.front.tls_port
+            self._started = True
+            self.core.start_services()
+            if self._http_enabled:
+                self._start_http()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("emulator up: mqtt %s:%s, mqtts %s, http %s, data %s", self.host, self.mqtt_port,
+                    self.mqtts_port, self.http_port, self.data_dir)
+        return self
+
+    def _start_http(self) -> None:
+        try:
+            from iotda_emulator.http.server import HttpServer  # written by the emulator-http helper
+        except ImportError as exc:
+            logger.info("HTTP server not available: %s", exc)
+            return
+        self.http_server = HttpServer(self, self.host, self._want["http"], self._want["https"],
+                                      self.certs.server_context(request_client_cert=False))
+        self.http_server.start()
+        self.http_port = self.http_server.http_port
+        self.https_port = self.http_server.https_port
+
+    def stop(self) -> None:
+        """Stop everything started (idempotent); removes the temporary data dir."""
+        self._started = False
+        if self.http_server is not None:
+            _quietly(self.http_server.stop)
+            self.http_server = None
+        for front in self._fronts:
+            _quietly(front.stop)
+        self._fronts = []
+        if self.core is not None:
+            _quietly(self.core.stop)
+        if self.broker is not None:
+            _quietly(self.broker.stop)
+        if self.store is not None:
+            _quietly(self.store.close)
+        if self._own_dir and os.path.isdir(self.data_dir):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- addresses ----------------------------------------------------------------------------------
+    def broker_address(self):
+        """(host, port) of the internal Mosquitto (loopback; devices must use the access front)."""
+        return (self.broker.host, self.broker.port)
+
+    @property
+    def ca_file(self) -> str:
+        """PEM of the CA that signed the server certificate (for MQTTS and HTTPS clients)."""
+        return self.certs.ca_file
+
+    @property
+    def device_ca_file(self) -> str:
+        """PEM of the device CA that signs device client certificates."""
+        return self.certs.device_ca_file
+
+    @property
+    def http_url(self) -> Optional[str]:
+        return f"http://{self.host}:{self.http_port}" if self.http_port else None
+
+    @property
+    def https_url(self) -> Optional[str]:
+        return f"https://localhost:{self.https_port}" if self.https_port else None
+
+    def add_front(self, front: AccessFront) -> AccessFront:
+        """Register (and start, if needed) another access front, e.g. the bootstrap endpoint; stopped with us."""
+        if front.port is None and front.tls_port is None:
+            front.start()
+        self._fronts.append(front)
+        return front
+
+    def service(self, service_id: str):
+        """The platform service handling ``service_id`` (KeyError when none)."""
+        return self.core.services[service_id]
+
+    # ---- registry -------------------------------------------------------------------------------------
+    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, **kwargs) -> dict:
+        """Register a device (see :meth:`PlatformCore.create_device`); returns its record with the secret."""
+        return self.core.create_device(device_id, secret, **kwargs)
+
+    def delete_device(self, device_id: str) -> bool:
+        return self.core.delete_device(device_id)
+
+    def get_device(self, device_id: str) -> Optional[dict]:
+        return self.core.get_device(device_id)
+
+    def list_devices(self) -> List[dict]:
+        return self.core.list_devices()
+
+    def freeze_device(self, device_id: str, frozen: bool = True) -> None:
+        self.core.freeze_device(device_id, frozen)
+
+    def issue_device_cert(self, device_id: str, password: Optional[str] = None):
+        """A client certificate for ``device_id`` from the device CA: (cert_path, key_path, sha256 hex)."""
+        return self.certs.issue_device_cert(device_id, password)
+
+    def is_online(self, device_id: str) -> bool:
+        return self.core.is_online(device_id)
+
+    def wait_online(self, device_id: str, timeout: float = 10) -> bool:
+        return self.core.wait_online(device_id, timeout, True)
+
+    def wait_offline(self, device_id: str, timeout: float = 10) -> bool:
+        return self.core.wait_online(device_id, timeout, False)
+
+    # ---- platform -> device ---------------------------------------------------------------------------
+    def send_command(self, device_id: str, service_id: Optional[str], command_name: Optional[str], paras: Any,
+                     timeout: Optional[float] = None) -> dict:
+        return self.core.send_command(device_id, service_id, command_name, paras, timeout)
+
+    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None) -> dict:
+        return self.core.set_properties(device_id, services, timeout)
+
+    def get_properties(self, device_id: str, service_id: Optional[str] = None, timeout: Optional[float] = None) -> dict:
+        return self.core.get_properties(device_id, service_id, timeout)
+
+    def send_message(self, device_id: str, payload: Union[bytes, str, dict], **kwargs) -> str:
+        return self.core.send_message(device_id, payload, **kwargs)
+
+    def send_event(self, device_id: str, service_id: str, event_type: str, paras: Any,
+                   object_device_id: Optional[str] = None, event_id: Optional[str] = None) -> str:
+        return self.core.send_event(device_id, service_id, event_type, paras, object_device_id, event_id)
+
+    # ---- shadow and trace -----------------------------------------------------------------------------
+    def shadow(self, device_id: str) -> List[dict]:
+        return self.core.shadow(device_id)
+
+    def set_desired(self, device_id: str, service_id: str, properties: dict) -> int:
+        return self.core.set_desired(device_id, service_id, properties)
+
+    def trace(self, device_id: Optional[str] = None, direction: Optional[str] = None,
+              kind: Optional[str] = None) -> List[TraceEntry]:
+        return self.core.trace(device_id, direction, kind)
+
+    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10) -> TraceEntry:
+        return self.core.wait_for_trace(predicate, timeout)
+
+    # ---- faults -----------------------------------------------------------------------------------------
+    def pause(self, device_id: str) -> bool:
+        """Half-open the device's link: nothing is forwarded either way, nothing is closed."""
+        return any([f.pause(device_id) for f in self._fronts])
+
+    def resume(self, device_id: str) -> bool:
+        return any([f.resume(device_id) for f in self._fronts])
+
+    def delay(self, device_id: str, seconds: float) -> None:
+        """Add latency to every packet of the device's link, both ways (0 removes it)."""
+        for f in self._fronts:
+            f.delay(device_id, seconds)
+
+    def cut(self, device_id: str) -> bool:
+        """Close the device's link abruptly (both sides)."""
+        return any([f.cut(device_id) for f in self._fronts])
+
+    def _disconnect_device(self, device_id: str) -> None:
+        for f in self._fronts:
+            _quietly(f.cut, device_id)
+
+    def kill_broker(self) -> None:
+        """SIGKILL Mosquitto: every device link drops, the core starts reconnecting."""
+        self.broker.kill()
+        self.core.wait_disconnected(10)
+
+    def restart_broker(self, timeout: float = 15.0) -> None:
+        """Start Mosquitto again on the same port and wait until the platform core is back."""
+        self.broker.restart()
+        if not self.core.wait_connected(timeout):
+            raise EmulatorError("platform core did not reconnect to the restarted broker")
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - shutdown continues whatever fails
+        logger.debug("ignored error in %s", getattr(fn, "__name__", fn), exc_info=True)

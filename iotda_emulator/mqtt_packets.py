@@ -1,0 +1,294 @@
+"""The few MQTT packets the access front must understand (3.1, 3.1.1, and 5 tolerated).
+
+The front reads each packet whole (fixed header + remaining length + body), parses CONNECT to
+authenticate, re-encodes CONNECT only when the username must change, builds CONNACK on refusal and
+watches SUBSCRIBE/SUBACK to know when a device has subscribed. Every other packet passes unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass, field, replace
+from typing import List, Optional, Tuple
+
+CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
+SUBSCRIBE, SUBACK, PINGREQ, DISCONNECT = 8, 9, 12, 14
+
+MAX_PACKET = 2 * 1024 * 1024  # IoTDA caps publishes at 1 MB; anything far larger is an attack or garbage
+
+# CONNACK return codes (3.1.1) and their MQTT 5 reason codes.
+ACCEPTED, BAD_PROTOCOL, BAD_CLIENT_ID, SERVER_UNAVAILABLE, BAD_CREDENTIALS, NOT_AUTHORIZED = range(6)
+_V5_REASON = {0: 0x00, 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87}
+
+
+class PacketError(ValueError):
+    """The bytes are not a well-formed MQTT packet of the expected kind."""
+
+
+@dataclass
+class Packet:
+    """One MQTT control packet: ``raw`` holds every byte as received."""
+
+    first_byte: int
+    body: bytes
+    raw: bytes
+
+    @property
+    def type(self) -> int:
+        return self.first_byte >> 4
+
+
+@dataclass
+class ConnectInfo:
+    """The parsed fields of a CONNECT packet (``password`` stays bytes; never log it)."""
+
+    protocol_name: str
+    protocol_level: int
+    flags: int
+    keepalive: int
+    client_id: str
+    username: Optional[str] = None
+    password: Optional[bytes] = None
+    will_topic: Optional[str] = None
+    will_payload: Optional[bytes] = None
+    properties: bytes = b""        # MQTT 5: raw property bytes (without the length)
+    will_properties: bytes = b""   # MQTT 5
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def clean_session(self) -> bool:
+        return bool(self.flags & 0x02)
+
+    @property
+    def will_flag(self) -> bool:
+        return bool(self.flags & 0x04)
+
+    @property
+    def is_v5(self) -> bool:
+        return self.protocol_level == 5
+
+    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
+        return (f"ConnectInfo(level={self.protocol_level}, client_id={self.client_id!r}, "
+                f"username={self.username!r}, keepalive={self.keepalive}, "
+                f"password={'<set>' if self.password is not None else None})")
+
+
+# ---- varints and strings -------------------------------------------------------------------
+
+def encode_varint(n: int) -> bytes:
+    """MQTT variable byte integer."""
+    if n < 0 or n > 268_435_455:
+        raise PacketError("remaining length out of range")
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _decode_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    mult, value = 1, 0
+    for i in range(4):
+        if pos >= len(buf):
+            raise PacketError("truncated variable byte integer")
+        b = buf[pos]
+        pos += 1
+        value += (b & 0x7F) * mult
+        if not b & 0x80:
+            return value, pos
+        mult *= 128
+    raise PacketError("variable byte integer longer than 4 bytes")
+
+
+def _read_bin(buf: bytes, pos: int) -> Tuple[bytes, int]:
+    if pos + 2 > len(buf):
+        raise PacketError("truncated length prefix")
+    (n,) = struct.unpack_from("!H", buf, pos)
+    pos += 2
+    if pos + n > len(buf):
+        raise PacketError("field longer than the packet")
+    return bytes(buf[pos:pos + n]), pos + n
+
+
+def _read_str(buf: bytes, pos: int) -> Tuple[str, int]:
+    raw, pos = _read_bin(buf, pos)
+    try:
+        return raw.decode("utf-8"), pos
+    except UnicodeDecodeError:
+        raise PacketError("string is not UTF-8") from None
+
+
+def _bin(b: bytes) -> bytes:
+    if len(b) > 0xFFFF:
+        raise PacketError("field too long")
+    return struct.pack("!H", len(b)) + b
+
+
+def _str(s: str) -> bytes:
+    return _bin(s.encode("utf-8"))
+
+
+# ---- reading from a stream ------------------------------------------------------------------
+
+async def read_packet(reader: asyncio.StreamReader, max_size: int = MAX_PACKET) -> Optional[Packet]:
+    """Read one whole packet; None on a clean EOF before its first byte.
+
+    Raises ``PacketError`` on a malformed length and ``asyncio.IncompleteReadError`` on EOF mid-packet.
+    """
+    first = await reader.read(1)
+    if not first:
+        return None
+    header = bytearray(first)
+    mult, length = 1, 0
+    for _ in range(4):
+        b = (await reader.readexactly(1))[0]
+        header.append(b)
+        length += (b & 0x7F) * mult
+        if not b & 0x80:
+            break
+        mult *= 128
+    else:
+        raise PacketError("remaining length longer than 4 bytes")
+    if length > max_size:
+        raise PacketError(f"packet of {length} bytes exceeds {max_size}")
+    body = await reader.readexactly(length) if length else b""
+    return Packet(first[0], body, bytes(header) + body)
+
+
+# ---- CONNECT / CONNACK ----------------------------------------------------------------------
+
+def parse_connect(body: bytes) -> ConnectInfo:
+    """Parse a CONNECT body (variable header + payload). Raises ``PacketError`` when malformed."""
+    name, pos = _read_str(body, 0)
+    if pos + 4 > len(body):
+        raise PacketError("truncated CONNECT header")
+    level, flags = body[pos], body[pos + 1]
+    (keepalive,) = struct.unpack_from("!H", body, pos + 2)
+    pos += 4
+    if flags & 0x01:
+        raise PacketError("reserved CONNECT flag set")
+    info = ConnectInfo(name, level, flags, keepalive, "")
+    if level == 5:
+        plen, pos = _decode_varint(body, pos)
+        info.properties = bytes(body[pos:pos + plen])
+        pos += plen
+    info.client_id, pos = _read_str(body, pos)
+    if flags & 0x04:
+        if level == 5:
+            wlen, pos = _decode_varint(body, pos)
+            info.will_properties = bytes(body[pos:pos + wlen])
+            pos += wlen
+        info.will_topic, pos = _read_str(body, pos)
+        info.will_payload, pos = _read_bin(body, pos)
+    if flags & 0x80:
+        info.username, pos = _read_str(body, pos)
+    if flags & 0x40:
+        info.password, pos = _read_bin(body, pos)
+    if pos != len(body):
+        raise PacketError("trailing bytes after CONNECT payload")
+    return info
+
+
+def encode_connect(info: ConnectInfo) -> bytes:
+    """Encode ``info`` as a whole CONNECT packet (flags follow the optional fields present)."""
+    flags = info.flags & 0x3E  # keep clean session, will flag/QoS/retain; recompute user/password
+    if info.will_topic is None:
+        flags &= ~0x3C & 0xFF
+    if info.username is not None:
+        flags |= 0x80
+    if info.password is not None:
+        flags |= 0x40
+    vh = _str(info.protocol_name) + bytes([info.protocol_level, flags]) + struct.pack("!H", info.keepalive)
+    if info.protocol_level == 5:
+        vh += encode_varint(len(info.properties)) + info.properties
+    payload = _str(info.client_id)
+    if info.will_topic is not None:
+        if info.protocol_level == 5:
+            payload += encode_varint(len(info.will_properties)) + info.will_properties
+        payload += _str(info.will_topic) + _bin(info.will_payload or b"")
+    if info.username is not None:
+        payload += _str(info.username)
+    if info.password is not None:
+        payload += _bin(info.password)
+    body = vh + payload
+    return bytes([CONNECT << 4]) + encode_varint(len(body)) + body
+
+
+def with_username(info: ConnectInfo, username: str) -> ConnectInfo:
+    """A copy of ``info`` whose username is ``username``."""
+    return replace(info, username=username)
+
+
+def connack(return_code: int, protocol_level: int = 4, session_present: bool = False) -> bytes:
+    """A CONNACK with a 3.1.1 return code (mapped to the MQTT 5 reason code for a v5 client)."""
+    if protocol_level == 5:
+        return bytes([CONNACK << 4, 3, 1 if session_present else 0, _V5_REASON.get(return_code, 0x80), 0])
+    return bytes([CONNACK << 4, 2, 1 if session_present else 0, return_code])
+
+
+def connack_code(packet: Packet) -> int:
+    """The return/reason code of a CONNACK packet (0 = accepted)."""
+    if packet.type != CONNACK or len(packet.body) < 2:
+        raise PacketError("not a CONNACK")
+    return packet.body[1]
+
+
+def encode_disconnect() -> bytes:
+    return bytes([DISCONNECT << 4, 0])
+
+
+# ---- SUBSCRIBE / SUBACK (to learn when a device is subscribed) ------------------------------
+
+def parse_subscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
+    """(packet id, topic filters) of a SUBSCRIBE body."""
+    if len(body) < 2:
+        raise PacketError("truncated SUBSCRIBE")
+    (pid,) = struct.unpack_from("!H", body, 0)
+    pos = 2
+    if protocol_level == 5:
+        plen, pos = _decode_varint(body, pos)
+        pos += plen
+    filters = []
+    while pos < len(body):
+        flt, pos = _read_str(body, pos)
+        if pos >= len(body):
+            raise PacketError("SUBSCRIBE filter without options")
+        pos += 1
+        filters.append(flt)
+    return pid, filters
+
+
+def parse_suback(body: bytes, protocol_level: int) -> Tuple[int, List[int]]:
+    """(packet id, granted codes) of a SUBACK body."""
+    if len(body) < 2:
+        raise PacketError("truncated SUBACK")
+    (pid,) = struct.unpack_from("!H", body, 0)
+    pos = 2
+    if protocol_level == 5:
+        plen, pos = _decode_varint(body, pos)
+        pos += plen
+    return pid, list(body[pos:])
+
+
+def publish_topic_qos_pid(first_byte: int, body: bytes) -> Tuple[str, int, Optional[int]]:
+    """(topic, qos, packet id or None) of a PUBLISH."""
+    topic, pos = _read_str(body, 0)
+    qos = (first_byte >> 1) & 0x03
+    pid = None
+    if qos:
+        if pos + 2 > len(body):
+            raise PacketError("truncated PUBLISH packet id")
+        (pid,) = struct.unpack_from("!H", body, pos)
+    return topic, qos, pid
+
+
+def encode_puback(packet_id: int) -> bytes:
+    """A PUBACK (valid for 3.1.1 and 5: success without properties)."""
+    return bytes([PUBACK << 4, 2]) + struct.pack("!H", packet_id)
+
+
+def encode_publish(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1) -> bytes:
+    """A 3.1.1 PUBLISH (used by tests that speak raw MQTT)."""
+    body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
+    return bytes([(PUBLISH << 4) | (qos << 1)]) + encode_varint(len(body)) + body
