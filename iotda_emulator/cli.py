@@ -1,0 +1,346 @@
+"""``iotda-emulator``: run the local IoTDA emulator, and manage its device registry.
+
+    iotda-emulator start [--host H] [--mqtt-port P] [--mqtts-port P] [--http-port P] [--https-port P]
+                         [--data-dir DIR] [--command-timeout S] [--app-key AK:SK ...]
+    iotda-emulator device add [--device-id ID] [--secret S] [--product-id P] [--node-id N]
+                              [--gateway-id G] [--name NAME] [--fingerprint HEX] [--data-dir DIR] [--json]
+    iotda-emulator device list [--data-dir DIR] [--json]
+    iotda-emulator device delete DEVICE_ID [--data-dir DIR]
+
+The registry lives in sqlite under the data directory, so ``device`` commands work whether or not an
+emulator is running on that directory. The default data directory is ``$IOTDA_EMULATOR_DATA_DIR`` or
+``~/.iotda-emulator``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any, List, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+#: Ports ``start`` prefers when they are free (IoTDA's own MQTT/MQTTS ports, usual HTTP ones).
+DEFAULT_PORTS = {"mqtt_port": 1883, "mqtts_port": 8883, "http_port": 8080, "https_port": 8443}
+
+
+def default_data_dir() -> str:
+    """``$IOTDA_EMULATOR_DATA_DIR`` or ``~/.iotda-emulator``."""
+    return os.environ.get("IOTDA_EMULATOR_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".iotda-emulator")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when a listening socket could bind ``host:port`` now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    for family, socktype, proto, _, addr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            # as the real listeners will: a port in TIME_WAIT is usable
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+        except OSError:
+            return False
+        finally:
+            sock.close()
+    return True
+
+
+def _port_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``iotda-emulator`` (sub-commands ``start`` and ``device``)."""
+    parser = argparse.ArgumentParser(prog="iotda-emulator", description="Local Huawei Cloud IoTDA emulator.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for DEBUG)")
+    sub = parser.add_subparsers(dest="command")
+
+    start = sub.add_parser("start", help="run the emulator until Ctrl-C")
+    start.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    for name, port in DEFAULT_PORTS.items():
+        start.add_argument("--" + name.replace("_", "-"), dest=name, type=_port_arg, default=None,
+                           help=f"default {port} when free, otherwise a free port; 0 = any free port")
+    start.add_argument("--data-dir", default=None, help="registry, shadow, trace, certificates "
+                                                        "(default $IOTDA_EMULATOR_DATA_DIR or ~/.iotda-emulator)")
+    start.add_argument("--command-timeout", type=_positive_float, default=20.0,
+                       help="seconds to wait for a device's command/property response (default 20, as IoTDA)")
+    start.add_argument("--app-key", action="append", default=[], metavar="AK:SK",
+                       help="require SDK-HMAC-SHA256 signatures by this application key (repeatable)")
+    start.set_defaults(func=cmd_start)
+
+    device = sub.add_parser("device", help="manage the device registry")
+    dsub = device.add_subparsers(dest="device_command")
+    add = dsub.add_parser("add", help="register a device (prints its id and secret)")
+    add.add_argument("--device-id", default=None, help="default {product_id}_{node_id}")
+    add.add_argument("--secret", default=None, help="default: a random secret")
+    add.add_argument("--product-id", default="emu_product")
+    add.add_argument("--node-id", default=None, help="default: a random node id")
+    add.add_argument("--gateway-id", default=None, help="register a child device of this gateway")
+    add.add_argument("--name", default=None, help="device name")
+    add.add_argument("--fingerprint", default=None, help="X.509 certificate fingerprint (SHA-1 or SHA-256 hex)")
+    lst = dsub.add_parser("list", help="list registered devices")
+    dele = dsub.add_parser("delete", help="delete a device")
+    dele.add_argument("device_id")
+    for p in (add, lst, dele):
+        p.add_argument("--data-dir", default=None, help="default $IOTDA_EMULATOR_DATA_DIR or ~/.iotda-emulator")
+    for p in (add, lst):
+        p.add_argument("--json", action="store_true", help="print JSON")
+    add.set_defaults(func=cmd_device_add)
+    lst.set_defaults(func=cmd_device_list)
+    dele.set_defaults(func=cmd_device_delete)
+    device.set_defaults(func=lambda args: _usage(device))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# ---- start ----------------------------------------------------------------------------------------
+
+def _choose_ports(args: argparse.Namespace) -> dict:
+    ports = {}
+    for name, preferred in DEFAULT_PORTS.items():
+        given = getattr(args, name)
+        if given is not None:
+            ports[name] = given
+        else:
+            ports[name] = preferred if port_is_free(args.host, preferred) else 0
+    return ports
+
+
+def _make_emulator(data_dir: str, host: str, ports: dict, command_timeout: float, app_keys: dict) -> Any:
+    from iotda_emulator import Emulator
+
+    emulator = Emulator(data_dir=data_dir, host=host, command_timeout=command_timeout, **ports)
+    if app_keys:
+        # the HTTP API reads the keys from this attribute at every request
+        emulator.app_keys = dict(app_keys)
+    return emulator
+
+
+def describe_listeners(emulator: Any) -> List[str]:
+    """Human-readable lines saying where a started emulator listens."""
+    host = emulator.host
+    lines = [
+        f"MQTT       mqtt://{host}:{emulator.mqtt_port}",
+        f"MQTTS      mqtts://{host}:{emulator.mqtts_port}",
+        f"HTTP       http://{host}:{emulator.http_port}",
+        f"HTTPS      https://{host}:{emulator.https_port}",
+        f"CA file    {emulator.ca_file}",
+        f"Data dir   {emulator.data_dir}",
+        f"Console    http://{host}:{emulator.http_port}/console",
+    ]
+    return lines
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """Start the emulator, print its listeners, run until SIGINT/SIGTERM, stop cleanly."""
+    from iotda_emulator.http.auth import parse_app_keys
+
+    try:
+        app_keys = parse_app_keys(args.app_key)
+    except ValueError as exc:
+        print(f"iotda-emulator: {exc}", file=sys.stderr)
+        return 2
+    data_dir = os.path.abspath(args.data_dir or default_data_dir())
+    os.makedirs(data_dir, exist_ok=True)
+    ports = _choose_ports(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    emulator = None
+    try:
+        try:
+            emulator = _make_emulator(data_dir, args.host, ports, args.command_timeout, app_keys)
+            emulator.start()
+        except Exception as exc:
+            log.debug("start failed", exc_info=True)
+            print(f"iotda-emulator: could not start: {exc}", file=sys.stderr)
+            if emulator is not None:
+                _safe_stop(emulator)
+            return 1
+        print("IoTDA emulator running", flush=True)
+        for line in describe_listeners(emulator):
+            print("  " + line)
+        if app_keys:
+            print(f"  App keys   {', '.join(sorted(app_keys))} (SDK-HMAC-SHA256 signatures required)")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("Stopping...", flush=True)
+        _safe_stop(emulator)
+        print("Stopped.", flush=True)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _safe_stop(emulator: Any) -> None:
+    try:
+        emulator.stop()
+    except Exception:
+        log.exception("error while stopping the emulator")
+
+
+# ---- device registry ------------------------------------------------------------------------------
+
+REGISTRY_FILE = "emulator.sqlite3"   # the Emulator's store file inside its data dir
+
+
+class OfflineRegistry:
+    """The device registry of a data directory, used without broker or listeners.
+
+    The registry rules (default ids, generated secrets, validation) stay in ``PlatformCore``: its registry
+    methods run here on an instance made without ``__init__``, so no MQTT client is created and the
+    online flags of an emulator running on the same directory are left alone. sqlite (WAL) lets this
+    process and a running emulator share the file.
+    """
+
+    def __init__(self, data_dir: str) -> None:
+        from iotda_emulator.core import PlatformCore
+        from iotda_emulator.store import Store
+
+        os.makedirs(data_dir, exist_ok=True)
+        self.store = Store(os.path.join(data_dir, REGISTRY_FILE))
+        core = PlatformCore.__new__(PlatformCore)
+        core.db = self.store
+        core.emulator = None
+        core._msg_cache = {}
+        self._core = core
+
+    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, **kwargs: Any) -> dict:
+        """Register a device; returns its record (with the secret)."""
+        return self._core.create_device(device_id, secret, **kwargs)
+
+    def get_device(self, device_id: str) -> Optional[dict]:
+        """The record of ``device_id`` or None."""
+        return self._core.get_device(device_id)
+
+    def list_devices(self) -> List[dict]:
+        """Every registered device, oldest first."""
+        return self._core.list_devices()
+
+    def delete_device(self, device_id: str) -> bool:
+        """Remove a device and its shadow; True when it existed."""
+        return self._core.delete_device(device_id)
+
+    def close(self) -> None:
+        """Close the sqlite connection."""
+        self.store.close()
+
+
+def open_registry(data_dir: str) -> OfflineRegistry:
+    """The registry in ``data_dir`` (see :class:`OfflineRegistry`)."""
+    return OfflineRegistry(data_dir)
+
+
+_SHOWN = ("device_id", "secret", "product_id", "node_id", "gateway_id", "name", "fingerprint")
+
+
+def _public(record: dict) -> dict:
+    return {k: record.get(k) for k in _SHOWN if record.get(k) is not None}
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    """Register a device and print its id and secret."""
+    from iotda_emulator.errors import EmulatorError
+
+    registry = open_registry(os.path.abspath(args.data_dir or default_data_dir()))
+    try:
+        if args.device_id and registry.get_device(args.device_id):
+            print(f"iotda-emulator: device {args.device_id} already exists", file=sys.stderr)
+            return 1
+        try:
+            record = registry.create_device(args.device_id, args.secret, product_id=args.product_id,
+                                            node_id=args.node_id, fingerprint=args.fingerprint,
+                                            gateway_id=args.gateway_id, name=args.name)
+        except (ValueError, KeyError, EmulatorError) as exc:
+            print(f"iotda-emulator: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        registry.close()
+    shown = _public(record)
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        for key, value in shown.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace) -> int:
+    """Print every registered device (one line each, or a JSON list)."""
+    registry = open_registry(os.path.abspath(args.data_dir or default_data_dir()))
+    try:
+        records = [_public(r) for r in registry.list_devices()]
+    finally:
+        registry.close()
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    if not records:
+        print("(no devices)")
+    for r in records:
+        extra = f" gateway={r['gateway_id']}" if r.get("gateway_id") else ""
+        print(f"{r['device_id']} product={r.get('product_id')} node={r.get('node_id')}{extra}")
+    return 0
+
+
+def cmd_device_delete(args: argparse.Namespace) -> int:
+    """Delete one device from the registry."""
+    registry = open_registry(os.path.abspath(args.data_dir or default_data_dir()))
+    try:
+        if not registry.get_device(args.device_id):
+            print(f"iotda-emulator: no device {args.device_id}", file=sys.stderr)
+            return 1
+        registry.delete_device(args.device_id)
+    finally:
+        registry.close()
+    print(f"deleted {args.device_id}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``iotda-emulator`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

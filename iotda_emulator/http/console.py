@@ -1,0 +1,464 @@
+"""The emulator's web console: the local equivalent of IoTDA's "Online Debugging" page.
+
+``console_routes(emulator)`` returns the tornado routes the emulator's HTTP server mounts:
+
+* ``GET /console`` - the single page (plain HTML + vanilla JS from ``iotda_emulator/web/``, no build step,
+  nothing fetched from the internet);
+* ``GET /console/static/<file>`` - its script and style sheet;
+* ``/console/api/...`` - JSON endpoints backed by the :class:`~iotda_emulator.Emulator` Python API.
+
+Emulator calls that wait for a device (commands, property set/get) run in the IOLoop's executor so the
+HTTP server keeps serving while a device takes its time to answer.
+
+State-changing endpoints accept only ``application/json`` bodies and refuse a foreign ``Origin``: a web page
+from another site cannot drive local devices through a browser that happens to have the console open
+(a cross-site JSON POST needs a CORS pre-flight, which this server never grants).
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import inspect
+import logging
+import os
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlsplit
+
+import tornado.web
+from tornado import httputil
+from tornado.ioloop import IOLoop
+
+from iot_device_sdk_python.protocol import codec, topics
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+
+#: Most trace entries one poll returns (the page keeps the newest ones it has seen).
+TRACE_LIMIT = 500
+#: Longest wait a console user may ask for on a command / property call (seconds).
+MAX_TIMEOUT = 120.0
+
+
+class ConsoleError(Exception):
+    """A request the console refuses, with the HTTP status and a short reason for the page."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+# Emulator exceptions by class name (iotda_emulator.errors), so this module imports without them.
+_ERROR_STATUS = {
+    "CommandTimeout": (504, "timeout"),
+    "TimeoutError": (504, "timeout"),
+    "DeviceOffline": (409, "offline"),
+    "DeviceNotFound": (404, "not_found"),
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn emulator return values (dataclasses, sqlite rows, bytes, tuples) into JSON-able data."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _payload_view(bytes(value))[0]
+    if hasattr(value, "keys") and callable(value.keys):      # sqlite3.Row
+        try:
+            return {k: _jsonable(value[k]) for k in value.keys()}
+        except Exception:  # noqa: BLE001 - fall through to str()
+            pass
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    if hasattr(value, "_asdict"):
+        return _jsonable(value._asdict())
+    return str(value)
+
+
+def _payload_view(payload: Any) -> tuple:
+    """``(text, encoding)``: UTF-8 text as is, anything else as base64 (the page shows which)."""
+    if payload is None:
+        return "", "utf-8"
+    if isinstance(payload, str):
+        return payload, "utf-8"
+    raw = bytes(payload)
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def trace_entry_json(entry: Any) -> dict:
+    """One :class:`TraceEntry` as the JSON the page shows (payload decoded, never interpreted as HTML)."""
+    payload, encoding = _payload_view(getattr(entry, "payload", b""))
+    out = {
+        "time": float(getattr(entry, "time", 0.0) or 0.0),
+        "device_id": getattr(entry, "device_id", None),
+        "direction": getattr(entry, "direction", None),
+        "topic": getattr(entry, "topic", None),
+        "kind": getattr(entry, "kind", None),
+        "payload": payload,
+        "encoding": encoding,
+    }
+    root = topics.device_root(out["device_id"]) if out["device_id"] else None
+    topic = out["topic"]
+    # the part after "$oc/devices/{id}/", which the page shows (the device has its own column)
+    out["topic_suffix"] = topic[len(root):] if root and isinstance(topic, str) and topic.startswith(root) else topic
+    seq = getattr(entry, "seq", None) or getattr(entry, "id", None)
+    if isinstance(seq, int):
+        out["seq"] = seq
+    return out
+
+
+class _ApiHandler(tornado.web.RequestHandler):
+    """Common JSON plumbing: body parsing, CSRF guard, error mapping, executor calls."""
+
+    def initialize(self, emulator: Any, executor: Any = None) -> None:  # noqa: D401 - tornado hook
+        self.emulator = emulator
+        self.executor = executor
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def check_xsrf_cookie(self) -> None:
+        """The Origin / content-type guard below replaces tornado's cookie-based XSRF check."""
+
+    def prepare(self) -> None:
+        if self.request.method in ("POST", "PUT", "DELETE", "PATCH"):
+            origin = self.request.headers.get("Origin")
+            if origin and origin != "null":
+                if urlsplit(origin).netloc.lower() != (self.request.host or "").lower():
+                    raise ConsoleError(403, "forbidden", "cross-origin request refused")
+            ctype = self.request.headers.get("Content-Type", "")
+            if self.request.body and not ctype.lower().startswith("application/json"):
+                raise ConsoleError(415, "bad_request", "send the body as application/json")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def body_object(self) -> dict:
+        """The request body as a JSON object (an empty body counts as ``{}``)."""
+        if not self.request.body:
+            return {}
+        try:
+            return codec.loads_object(self.request.body)
+        except ValueError as exc:
+            raise ConsoleError(400, "bad_request", f"body: {exc}") from None
+
+    def send_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(codec.dumps(_jsonable(obj)))
+
+    async def device_checked(self, device_id: str) -> dict:
+        """The device's record; a 404 answer when no such device is registered."""
+        record = await self.blocking(self.emulator.get_device, device_id)
+        if record is None:
+            raise ConsoleError(404, "not_found", f"no device {device_id!r}")
+        return record
+
+    async def blocking(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking emulator call in the executor, so the IOLoop keeps serving meanwhile."""
+        executor = self.executor() if callable(self.executor) else self.executor
+        return await IOLoop.current().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+    @staticmethod
+    def _expected(exc: Optional[BaseException]) -> Optional[tuple]:
+        """``(status, error)`` for errors the page should simply show; None for real bugs."""
+        if isinstance(exc, ConsoleError):
+            return exc.status, exc.error
+        for cls in type(exc).__mro__:
+            mapped = _ERROR_STATUS.get(cls.__name__)
+            if mapped is not None:
+                return mapped
+        if isinstance(exc, (ValueError, LookupError)):    # the emulator's answer to bad input
+            return 400, "bad_request"
+        return None
+
+    def log_exception(self, typ: Any, value: Optional[BaseException], tb: Any) -> None:
+        expected = self._expected(value)
+        if expected is None:
+            super().log_exception(typ, value, tb)       # a bug: tornado logs it once, with traceback
+        elif expected[0] == 400:
+            logger.info("console: %s %s refused: %s", self.request.method, self.request.path, value)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        expected = self._expected(exc)
+        if expected is not None:
+            self.set_status(expected[0])
+            message = exc.message if isinstance(exc, ConsoleError) else (str(exc) or expected[1])
+            self.finish(codec.dumps({"error": expected[1], "message": message}))
+            return
+        self.finish(codec.dumps({"error": "internal" if status_code >= 500 else "http_error",
+                                 "message": httputil.responses.get(status_code, "error")}))
+
+
+def _timeout_arg(value: Any) -> Optional[float]:
+    if value is None or value == "":
+        return None
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        raise ConsoleError(400, "bad_request", "timeout must be a number of seconds") from None
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ConsoleError(400, "bad_request", f"timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
+    return timeout
+
+
+def _require_str(body: dict, key: str, *, optional: bool = False) -> Optional[str]:
+    value = body.get(key)
+    if value is None or value == "":
+        if optional:
+            return None
+        raise ConsoleError(400, "bad_request", f"{key} is required")
+    if not isinstance(value, str):
+        raise ConsoleError(400, "bad_request", f"{key} must be a string")
+    return value
+
+
+# ---- endpoints -------------------------------------------------------------------------------
+
+def _public_record(emulator: Any, record: Any) -> dict:
+    """A device record for the page: without secrets, with its online state."""
+    dev = _jsonable(record)
+    for key in ("secret", "password"):       # the console never shows device secrets
+        dev.pop(key, None)
+    try:
+        dev["online"] = bool(emulator.is_online(dev.get("device_id")))
+    except Exception:  # noqa: BLE001 - a device deleted meanwhile shows as offline
+        dev["online"] = False
+    return dev
+
+
+class DevicesHandler(_ApiHandler):
+    """``GET /console/api/devices``: every registered device with its online state."""
+
+    async def get(self) -> None:
+        def listing() -> list:
+            return [_public_record(self.emulator, d) for d in self.emulator.list_devices()]
+
+        self.send_json({"devices": await self.blocking(listing)})
+
+
+class DeviceHandler(_ApiHandler):
+    """``GET /console/api/devices/{id}``: one device (without its secret) and its online state."""
+
+    async def get(self, device_id: str) -> None:
+        record = await self.device_checked(device_id)
+        self.send_json(await self.blocking(_public_record, self.emulator, record))
+
+
+class CommandHandler(_ApiHandler):
+    """``POST /console/api/devices/{id}/commands`` ``{service_id, command_name, paras, timeout?}``.
+
+    Answers ``200 {"response": {...}}`` with the device's response, ``504`` on timeout, ``409`` when
+    the device is offline.
+    """
+
+    async def post(self, device_id: str) -> None:
+        body = self.body_object()
+        service_id = _require_str(body, "service_id", optional=True)
+        command_name = _require_str(body, "command_name")
+        paras = body.get("paras", {})
+        if paras is None:
+            paras = {}
+        if not isinstance(paras, dict):
+            raise ConsoleError(400, "bad_request", "paras must be a JSON object")
+        timeout = _timeout_arg(body.get("timeout"))
+        await self.device_checked(device_id)
+        response = await self.blocking(self.emulator.send_command, device_id, service_id, command_name,
+                                       paras, timeout=timeout)
+        self.send_json({"response": response})
+
+
+class MessageHandler(_ApiHandler):
+    """``POST /console/api/devices/{id}/messages`` ``{payload, topic?, qos?, name?}`` -> ``{message_id}``.
+
+    ``payload`` is sent as given: a string as its UTF-8 bytes, a JSON object/array as compact JSON.
+    """
+
+    async def post(self, device_id: str) -> None:
+        body = self.body_object()
+        payload = body.get("payload")
+        if payload is None:
+            raise ConsoleError(400, "bad_request", "payload is required")
+        if isinstance(payload, list):
+            payload = codec.dumps(payload)
+        if not isinstance(payload, (str, dict)):
+            raise ConsoleError(400, "bad_request", "payload must be a string or a JSON object")
+        topic = _require_str(body, "topic", optional=True)
+        name = _require_str(body, "name", optional=True)
+        qos = body.get("qos", 1)
+        if qos not in (0, 1):
+            raise ConsoleError(400, "bad_request", "qos must be 0 or 1")
+        await self.device_checked(device_id)
+        kwargs: Dict[str, Any] = {"qos": qos}
+        if topic:
+            kwargs["topic"] = topic
+        if name:
+            kwargs["name"] = name
+        message_id = await self.blocking(self.emulator.send_message, device_id, payload, **kwargs)
+        self.send_json({"message_id": message_id})
+
+
+class PropertiesHandler(_ApiHandler):
+    """``GET .../properties?service_id=`` asks the device; ``POST .../properties`` ``{services}`` sets them."""
+
+    async def get(self, device_id: str) -> None:
+        service_id = self.get_query_argument("service_id", None) or None
+        timeout = _timeout_arg(self.get_query_argument("timeout", None))
+        await self.device_checked(device_id)
+        result = await self.blocking(self.emulator.get_properties, device_id, service_id, timeout=timeout)
+        self.send_json({"response": result})
+
+    async def post(self, device_id: str) -> None:
+        body = self.body_object()
+        services = body.get("services")
+        if not isinstance(services, list) or not services or not all(isinstance(s, dict) for s in services):
+            raise ConsoleError(400, "bad_request",
+                               'services must be a non-empty list like [{"service_id": "...", '
+                               '"properties": {...}}]')
+        timeout = _timeout_arg(body.get("timeout"))
+        await self.device_checked(device_id)
+        result = await self.blocking(self.emulator.set_properties, device_id, services, timeout=timeout)
+        self.send_json({"response": result})
+
+
+class ShadowHandler(_ApiHandler):
+    """``GET .../shadow`` lists the shadow; ``POST .../shadow`` ``{service_id, properties}`` sets desired."""
+
+    async def get(self, device_id: str) -> None:
+        await self.device_checked(device_id)
+        shadow = await self.blocking(self.emulator.shadow, device_id)
+        self.send_json({"shadow": shadow})
+
+    async def post(self, device_id: str) -> None:
+        body = self.body_object()
+        service_id = _require_str(body, "service_id")
+        properties = body.get("properties")
+        if not isinstance(properties, dict) or not properties:
+            raise ConsoleError(400, "bad_request", "properties must be a non-empty JSON object")
+        await self.device_checked(device_id)
+        version = await self.blocking(self.emulator.set_desired, device_id, service_id, properties)
+        self.send_json({"version": version})
+
+
+class TraceHandler(_ApiHandler):
+    """``GET /console/api/trace?device_id=&direction=&after=&limit=``: trace entries after a cursor.
+
+    Answers ``{"entries": [...oldest first], "cursor": c, "truncated": bool}``; the page passes ``cursor``
+    back as ``after`` to get only newer entries. At most ``limit`` (the newest) entries are returned.
+    """
+
+    async def get(self) -> None:
+        device_id = self.get_query_argument("device_id", None) or None
+        direction = self.get_query_argument("direction", None) or None
+        if direction not in (None, "up", "down"):
+            raise ConsoleError(400, "bad_request", "direction must be up or down")
+        try:
+            after = float(self.get_query_argument("after", "0") or 0)
+            limit = int(self.get_query_argument("limit", str(TRACE_LIMIT)) or TRACE_LIMIT)
+        except ValueError:
+            raise ConsoleError(400, "bad_request", "after and limit must be numbers") from None
+        limit = max(1, min(limit, TRACE_LIMIT))
+        entries, cursor = await self.blocking(self._read, device_id, direction, after)
+        truncated = len(entries) > limit
+        entries = entries[-limit:]
+        self.send_json({"entries": [trace_entry_json(e) for e in entries], "cursor": cursor,
+                        "truncated": truncated})
+
+    def _read(self, device_id: Optional[str], direction: Optional[str], after: float) -> tuple:
+        """``(entries, cursor)``: by trace row id when the core offers it, else by time."""
+        core_trace = getattr(getattr(self.emulator, "core", None), "trace", None)
+        if core_trace is not None and "since_id" in inspect.signature(core_trace).parameters:
+            entries = core_trace(device_id, direction, None, since_id=int(after))
+            return entries, (entries[-1].id if entries else int(after))
+        entries = [e for e in self.emulator.trace(device_id=device_id, direction=direction)
+                   if float(e.time) > after]
+        entries.sort(key=lambda e: float(e.time))
+        return entries, (float(entries[-1].time) if entries else after)
+
+
+def _ota_service(emulator: Any) -> Any:
+    try:
+        return emulator.service("$ota")
+    except Exception:  # noqa: BLE001 - KeyError / LookupError when the service is not installed
+        return None
+
+
+class OtaHandler(_ApiHandler):
+    """``GET /console/api/ota``: the ``$ota`` platform service's tasks and packages.
+
+    Answers ``{"available": true, "tasks": [...], "packages": [...]}``, or ``{"available": false,
+    "message": ...}`` when the emulator runs without a ``$ota`` service.
+    """
+
+    async def get(self) -> None:
+        service = _ota_service(self.emulator)
+        if service is None:
+            self.send_json({"available": False, "message": "the $ota platform service is not available"})
+            return
+        summary = await self.blocking(service.describe)
+        summary = summary if isinstance(summary, dict) else {}
+        tasks = summary.get("tasks")
+        if not isinstance(tasks, list):       # a service without task summaries: its full task list
+            list_tasks = getattr(service, "list_tasks", None)
+            tasks = await self.blocking(list_tasks) if callable(list_tasks) else []
+        packages = summary.get("packages")
+        self.send_json({"available": True, "tasks": tasks,
+                        "packages": packages if isinstance(packages, list) else []})
+
+
+class PageHandler(tornado.web.RequestHandler):
+    """``GET /console``: the page itself, with a strict Content-Security-Policy (no inline script)."""
+
+    def get(self) -> None:
+        with open(os.path.join(WEB_DIR, "index.html"), "rb") as fh:
+            body = fh.read()
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy",
+                        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        self.finish(body)
+
+
+class _StaticHandler(tornado.web.StaticFileHandler):
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+
+def console_routes(emulator: Any, executor: Any = None) -> List[tuple]:
+    """Tornado routes ``(pattern, handler, kwargs)`` of the web console for ``emulator``.
+
+    Mount them on the emulator's HTTP application; they need no IoTDA authentication (local tool).
+    ``executor`` (a ``concurrent.futures.Executor``, or a callable returning one, or None for the
+    IOLoop's default) runs the blocking emulator calls.
+    """
+    kw = {"emulator": emulator, "executor": executor}
+    dev = r"/console/api/devices/([A-Za-z0-9_\-]{1,128})"
+    return [
+        (r"/console/?", PageHandler),
+        (r"/console/static/(.*)", _StaticHandler, {"path": WEB_DIR}),
+        (r"/console/api/devices/?", DevicesHandler, kw),
+        (dev + r"/?", DeviceHandler, kw),
+        (dev + r"/commands/?", CommandHandler, kw),
+        (dev + r"/messages/?", MessageHandler, kw),
+        (dev + r"/properties/?", PropertiesHandler, kw),
+        (dev + r"/shadow/?", ShadowHandler, kw),
+        (r"/console/api/trace/?", TraceHandler, kw),
+        (r"/console/api/ota/?", OtaHandler, kw),
+    ]
+
+
+__all__ = ["console_routes", "trace_entry_json", "ConsoleError", "WEB_DIR"]

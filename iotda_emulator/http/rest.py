@@ -1,0 +1,579 @@
+"""The IoTDA v5 application REST API (the subset an application needs to drive devices).
+
+Paths, request and response JSON follow Huawei's ``/v5/iot/{project_id}/...`` API so the official
+application SDK (``huaweicloudsdkiotda``) works against the emulator unchanged. Any ``project_id`` is
+accepted. Errors use IoTDA's ``{"error_code", "error_msg"}`` body. As on IoTDA, a synchronous command
+or property request the device does not answer in time is a ``200`` whose body carries
+``error_code = IOTDA.014111`` (IoTDA's error-code table lists it with status 200).
+
+Calls into the emulator may block (a sync command waits for the device), so every handler runs them
+on the HTTP server's thread pool, never on the IOLoop thread.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import inspect
+import json
+import logging
+import re
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import tornado.web
+from tornado.ioloop import IOLoop
+
+from iot_device_sdk_python.protocol import codec
+from iotda_emulator import errors
+from iotda_emulator.http import auth
+
+log = logging.getLogger(__name__)
+
+PREFIX = r"/v5/iot/(?P<project_id>[^/]+)"
+DEVICE = PREFIX + r"/devices/(?P<device_id>[^/]+)"
+
+#: Largest request body accepted (IoTDA's HTTP limit; commands and messages are bounded at 256 KB).
+MAX_BODY = 1024 * 1024
+#: Largest command / message payload (iotda-protocol.md §1.5).
+MAX_DOWNLINK = 256 * 1024
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+
+
+class ApiError(Exception):
+    """An error answered to the application as ``{"error_code", "error_msg"}`` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# IoTDA error codes (names and statuses from IoTDA's error-code page where known).
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "IOTDA.000006", f"Invalid input data. {message}")
+
+
+def bad_format(message: str) -> ApiError:
+    return ApiError(400, "IOTDA.000008", f"Invalid input. The request format is invalid. {message}")
+
+
+def device_not_found(device_id: str) -> ApiError:
+    return ApiError(404, "IOTDA.014000", f"The device does not exist. device_id={device_id}")
+
+
+def device_offline(device_id: str) -> ApiError:
+    return ApiError(409, "IOTDA.014016", f"Operation not allowed. The device is not online. device_id={device_id}")
+
+
+def device_exists(device_id: str) -> ApiError:
+    return ApiError(409, "IOTDA.014001", f"The device already exists. device_id={device_id}")
+
+
+TIMEOUT_CODE = "IOTDA.014111"
+TIMEOUT_MSG = ("Command request timed out. Check whether the device returns a response within the "
+               "specified time after receiving the request.")
+
+
+def _emulator_error(exc: BaseException, device_id: str) -> ApiError:
+    """Translate the emulator's own exceptions (iotda_emulator.errors) into API errors."""
+    if isinstance(exc, errors.DeviceNotFound):
+        return device_not_found(device_id)
+    if isinstance(exc, errors.DeviceOffline):
+        return device_offline(device_id)
+    if isinstance(exc, (ValueError, TypeError)):
+        return bad_request(str(exc))
+    raise exc
+
+
+def _event_time(seconds: Any) -> Optional[str]:
+    try:
+        return codec.event_time(float(seconds))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+class BaseApiHandler(tornado.web.RequestHandler):
+    """Common plumbing: signature check, JSON in/out, IoTDA error bodies, the worker pool."""
+
+    def initialize(self, server: Any) -> None:  # noqa: D401 - tornado hook
+        self.server = server
+        self.emulator = server.emulator
+        self.request_id = uuid.uuid4().hex
+
+    # ---- tornado hooks ----------------------------------------------------------------------
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+
+    def prepare(self) -> None:
+        self.set_header("X-Request-Id", self.request_id)
+        keys = getattr(self.emulator, "app_keys", None) or {}
+        try:
+            auth.verify_request(self.request.method, self.request.path, self.request.query,
+                                self.request.headers, self.request.body or b"", keys)
+        except auth.AuthError as exc:
+            log.info("refused %s %s: %s", self.request.method, self.request.path, exc)
+            self._send_error(401, "APIGW.0301", f"Incorrect IAM authentication information: {exc}")
+            return
+        if len(self.request.body or b"") > MAX_BODY:
+            self._send_error(413, "IOTDA.000006", "Invalid input data. The request body exceeds 1 MB.")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Unexpected exceptions and tornado's own errors (405, 400...) in IoTDA's shape.
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], ApiError):
+            err = exc_info[1]
+            self._send_error(err.status, err.code, err.message)
+            return
+        code = "IOTDA.000001" if status_code >= 500 else "IOTDA.000006"
+        self._send_error(status_code, code, self._reason or "error")
+
+    def _send_error(self, status: int, code: str, message: str) -> None:
+        if self._finished:
+            return
+        self.clear()
+        self.set_header("X-Request-Id", self.request_id)
+        self.set_status(status)
+        self.finish(json.dumps({"error_code": code, "error_msg": message}))
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def reply(self, obj: Any, status: int = 200) -> None:
+        """Finish with a JSON body (``None`` means an empty body, e.g. for 204)."""
+        self.set_status(status)
+        if obj is None:
+            self.clear_header("Content-Type")
+            self.finish()
+        else:
+            self.finish(json.dumps(obj, ensure_ascii=False))
+
+    def json_body(self) -> dict:
+        """The request body as a JSON object; raises :class:`ApiError` (400) otherwise."""
+        body = self.request.body or b""
+        if not body.strip():
+            raise bad_format("The request body is empty.")
+        try:
+            obj = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise bad_format(f"The body is not valid JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise bad_format("The body must be a JSON object.")
+        return obj
+
+    async def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run a (possibly blocking) emulator call on the server's worker pool."""
+        return await IOLoop.current().run_in_executor(self.server.executor, functools.partial(fn, *args, **kwargs))
+
+    async def require_device(self, device_id: str) -> dict:
+        record = await self.call(self.emulator.get_device, device_id)
+        if not record:
+            raise device_not_found(device_id)
+        return record
+
+
+def api(method: Callable) -> Callable:
+    """Decorator for handler verbs: turns :class:`ApiError` into an IoTDA error response."""
+
+    @functools.wraps(method)
+    async def wrapper(self: BaseApiHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            await method(self, *args, **kwargs)
+        except ApiError as err:
+            self._send_error(err.status, err.code, err.message)
+        except errors.DeviceNotFound:
+            self._send_error(404, "IOTDA.014000", "The device does not exist.")
+        except errors.DeviceOffline:
+            self._send_error(409, "IOTDA.014016", "Operation not allowed. The device is not online.")
+        except errors.EmulatorError as exc:
+            # e.g. a malformed device response, or the emulator stopping while the request waited
+            log.warning("%s %s failed: %s", self.request.method, self.request.path, exc)
+            self._send_error(500, "IOTDA.000001", f"Internal error: {exc}")
+
+    return wrapper
+
+
+# ---- JSON views of emulator records ------------------------------------------------------------
+
+def _device_view(record: dict, online: bool, *, full: bool) -> dict:
+    device_id = record.get("device_id")
+    gateway_id = record.get("gateway_id") or None
+    if record.get("frozen"):
+        status = "FROZEN"
+    else:
+        status = "ONLINE" if online else "OFFLINE"
+    view = {
+        "app_id": record.get("app_id") or "emulator_app",
+        "app_name": record.get("app_name") or "DefaultApp",
+        "device_id": device_id,
+        "node_id": record.get("node_id"),
+        # IoTDA reports a directly connected device as its own gateway, with node type GATEWAY.
+        "gateway_id": gateway_id or device_id,
+        "device_name": record.get("name") or record.get("device_name") or record.get("node_id"),
+        "node_type": "ENDPOINT" if gateway_id else "GATEWAY",
+        "description": record.get("description"),
+        "fw_version": record.get("fw_version"),
+        "sw_version": record.get("sw_version"),
+        "device_sdk_version": record.get("device_sdk_version"),
+        "product_id": record.get("product_id"),
+        "product_name": record.get("product_name") or record.get("product_id"),
+        "status": status,
+        "tags": [],
+    }
+    if full:
+        auth_type = record.get("auth_type") or ("CERTIFICATES" if record.get("fingerprint") and not record.get("secret")
+                                                else "SECRET")
+        view.update({
+            "auth_info": {"auth_type": auth_type, "secret": record.get("secret"),
+                          "fingerprint": record.get("fingerprint"), "secure_access": False, "timeout": 0},
+            "create_time": _event_time(record.get("created")),
+            "connection_status_update_time": None,
+            "active_time": None,
+            "modules": [],
+            "extension_info": record.get("extension_info"),
+        })
+    return view
+
+
+def _shadow_view(entries: List[dict]) -> List[dict]:
+    out = []
+    for entry in entries or []:
+        item = {"service_id": entry.get("service_id")}
+        for part in ("desired", "reported"):
+            section = entry.get(part)
+            if isinstance(section, dict):
+                item[part] = {"properties": section.get("properties"), "event_time": section.get("event_time")}
+        item["version"] = entry.get("version", 0)
+        out.append(item)
+    return out
+
+
+def _opt_str(body: dict, key: str, *, max_len: int = 256, pattern: Optional[re.Pattern] = None) -> Optional[str]:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise bad_request(f"'{key}' must be a non-empty string of at most {max_len} characters.")
+    if pattern is not None and not pattern.match(value):
+        raise bad_request(f"'{key}' may contain only letters, digits, '_' and '-'.")
+    return value
+
+
+# ---- devices --------------------------------------------------------------------------------------
+
+class DevicesHandler(BaseApiHandler):
+    """``POST /v5/iot/{project_id}/devices`` (AddDevice) and ``GET`` (ListDevices)."""
+
+    @api
+    async def post(self, project_id: str) -> None:
+        body = self.json_body()
+        node_id = _opt_str(body, "node_id", max_len=64)
+        product_id = _opt_str(body, "product_id", max_len=36)
+        if not node_id or not product_id:
+            raise bad_request("'node_id' and 'product_id' are mandatory.")
+        device_id = _opt_str(body, "device_id", max_len=128, pattern=_NAME_RE)
+        name = _opt_str(body, "device_name", max_len=256)
+        gateway_id = _opt_str(body, "gateway_id", max_len=128, pattern=_NAME_RE)
+        auth_info = body.get("auth_info") or {}
+        if not isinstance(auth_info, dict):
+            raise bad_request("'auth_info' must be an object.")
+        auth_type = auth_info.get("auth_type") or "SECRET"
+        if auth_type not in ("SECRET", "CERTIFICATES"):
+            raise bad_request("'auth_info.auth_type' is SECRET or CERTIFICATES.")
+        secret = _opt_str(auth_info, "secret", max_len=64)
+        if secret is not None and len(secret) < 8:
+            raise bad_request("'auth_info.secret' must have 8 to 64 characters.")
+        fingerprint = _opt_str(auth_info, "fingerprint", max_len=64)
+        if fingerprint is not None and not re.match(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$", fingerprint):
+            raise bad_request("'auth_info.fingerprint' is 40 or 64 hex digits.")
+        shadow = body.get("shadow") or []
+        if not isinstance(shadow, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("service_id"), str) and isinstance(s.get("desired"), dict)
+                for s in shadow):
+            raise bad_request("'shadow' is a list of {service_id, desired}.")
+        effective_id = device_id or f"{product_id}_{node_id}"
+        if await self.call(self.emulator.get_device, effective_id):
+            raise device_exists(effective_id)
+        if gateway_id and gateway_id != effective_id and not await self.call(self.emulator.get_device, gateway_id):
+            raise bad_request(f"The gateway {gateway_id} does not exist.")
+        kwargs: Dict[str, Any] = {"product_id": product_id, "node_id": node_id, "name": name,
+                                  "gateway_id": gateway_id if gateway_id != effective_id else None,
+                                  "fingerprint": fingerprint, "auth_type": auth_type}
+        try:
+            record = await self.call(self.emulator.create_device, effective_id, secret, **kwargs)
+        except errors.EmulatorError as exc:
+            if await self.call(self.emulator.get_device, effective_id):   # lost a race with another add
+                raise device_exists(effective_id) from None
+            raise bad_request(str(exc)) from None
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        for entry in shadow:
+            try:
+                await self.call(self.emulator.set_desired, record["device_id"], entry["service_id"], entry["desired"])
+            except ValueError as exc:
+                raise bad_request(str(exc)) from None
+        self.reply(_device_view(record, False, full=True), 201)
+
+    @api
+    async def get(self, project_id: str) -> None:
+        limit = self._int_arg("limit", 10, 1, 50)
+        offset = self._int_arg("offset", 0, 0, 500)
+        marker = self.get_query_argument("marker", None)
+        filters = {k: self.get_query_argument(k, None) for k in ("product_id", "gateway_id", "node_id",
+                                                                  "device_name")}
+        records = await self.call(self.emulator.list_devices)
+
+        def keep(r: dict) -> bool:
+            if filters["product_id"] and r.get("product_id") != filters["product_id"]:
+                return False
+            if filters["gateway_id"] and (r.get("gateway_id") or r.get("device_id")) != filters["gateway_id"]:
+                return False
+            if filters["node_id"] and r.get("node_id") != filters["node_id"]:
+                return False
+            if filters["device_name"] and (r.get("name") or r.get("node_id")) != filters["device_name"]:
+                return False
+            return True
+
+        records = [r for r in records if keep(r)]
+        count = len(records)
+        if marker:
+            ids = [r.get("device_id") for r in records]
+            if marker in ids:
+                records = records[ids.index(marker) + 1:]
+        page = records[offset:offset + limit]
+        online = await self.call(lambda: {r["device_id"]: self.emulator.is_online(r["device_id"]) for r in page})
+        devices = [_device_view(r, online.get(r["device_id"], False), full=False) for r in page]
+        self.reply({"devices": devices,
+                    "page": {"count": count, "marker": page[-1]["device_id"] if page else marker}})
+
+    def _int_arg(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad_request(f"'{name}' must be an integer.") from None
+        if not low <= value <= high:
+            raise bad_request(f"'{name}' must be between {low} and {high}.")
+        return value
+
+
+class DeviceHandler(BaseApiHandler):
+    """``GET`` (ShowDevice) and ``DELETE`` (DeleteDevice) ``/v5/iot/{project_id}/devices/{device_id}``."""
+
+    @api
+    async def get(self, project_id: str, device_id: str) -> None:
+        record = await self.require_device(device_id)
+        online = await self.call(self.emulator.is_online, device_id)
+        self.reply(_device_view(record, online, full=True))
+
+    @api
+    async def delete(self, project_id: str, device_id: str) -> None:
+        await self.require_device(device_id)
+        try:
+            await self.call(self.emulator.delete_device, device_id)
+        except errors.DeviceNotFound:
+            raise device_not_found(device_id) from None
+        self.reply(None, 204)
+
+
+# ---- commands, properties, messages -------------------------------------------------------------
+
+def _call_accepting_request_id(fn: Callable, *args: Any, request_id: str, **kwargs: Any) -> Tuple[Any, str]:
+    """Call an emulator method, passing our request id when the method accepts a ``request_id`` argument
+    (then the id in the device's topic equals the ``command_id``/``request_id`` the application gets).
+
+    Returns ``(result, request_id)``.
+    """
+    if _accepts(fn, "request_id"):
+        return fn(*args, request_id=request_id, **kwargs), request_id
+    return fn(*args, **kwargs), request_id
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class CommandsHandler(BaseApiHandler):
+    """``POST /v5/iot/{project_id}/devices/{device_id}/commands`` (CreateCommand, synchronous)."""
+
+    @api
+    async def post(self, project_id: str, device_id: str) -> None:
+        body = self.json_body()
+        service_id = _opt_str(body, "service_id", max_len=64)
+        command_name = _opt_str(body, "command_name", max_len=128)
+        paras = body.get("paras")
+        if not isinstance(paras, dict):
+            raise bad_request("'paras' is mandatory and must be an object.")
+        if len(self.request.body) > MAX_DOWNLINK:
+            raise bad_request("The command exceeds 256 KB.")
+        await self.require_device(device_id)
+        command_id = str(uuid.uuid4())
+        try:
+            response, command_id = await self.call(
+                _call_accepting_request_id, self.emulator.send_command, device_id, service_id, command_name, paras,
+                request_id=command_id)
+        except errors.CommandTimeout:
+            self.reply({"command_id": command_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
+            return
+        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        self.reply({"command_id": command_id, "response": response})
+
+
+class PropertiesHandler(BaseApiHandler):
+    """``PUT`` (UpdateProperties) and ``GET`` (ListProperties) ``.../devices/{device_id}/properties``."""
+
+    @api
+    async def put(self, project_id: str, device_id: str) -> None:
+        body = self.json_body()
+        services = body.get("services")
+        if not isinstance(services, list) or not services or not all(
+                isinstance(s, dict) and isinstance(s.get("service_id"), str) and isinstance(s.get("properties"), dict)
+                for s in services):
+            raise bad_request("'services' is a non-empty list of {service_id, properties}.")
+        if len(self.request.body) > 64 * 1024:
+            raise bad_request("The properties exceed 64 KB.")
+        await self.require_device(device_id)
+        request_id = str(uuid.uuid4())
+        try:
+            response, request_id = await self.call(
+                _call_accepting_request_id, self.emulator.set_properties, device_id, services, request_id=request_id)
+        except errors.CommandTimeout:
+            self.reply({"request_id": request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
+            return
+        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        self.reply({"request_id": request_id, "response": response})
+
+    @api
+    async def get(self, project_id: str, device_id: str) -> None:
+        service_id = self.get_query_argument("service_id", None) or None
+        if service_id is not None and len(service_id) > 64:
+            raise bad_request("'service_id' has at most 64 characters.")
+        await self.require_device(device_id)
+        request_id = str(uuid.uuid4())
+        try:
+            response, request_id = await self.call(
+                _call_accepting_request_id, self.emulator.get_properties, device_id, service_id,
+                request_id=request_id)
+        except errors.CommandTimeout:
+            self.reply({"request_id": request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
+            return
+        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        self.reply({"request_id": request_id, "response": response})
+
+
+class MessagesHandler(BaseApiHandler):
+    """``POST /v5/iot/{project_id}/devices/{device_id}/messages`` (CreateMessage, asynchronous)."""
+
+    @api
+    async def post(self, project_id: str, device_id: str) -> None:
+        body = self.json_body()
+        if "message" not in body or body.get("message") is None:
+            raise bad_request("'message' is mandatory.")
+        message = body["message"]
+        message_id = _opt_str(body, "message_id", max_len=100)
+        name = _opt_str(body, "name", max_len=128)
+        encoding = body.get("encoding") or "none"
+        if encoding not in ("none", "base64"):
+            raise bad_request("'encoding' is none or base64.")
+        payload_format = body.get("payload_format") or "standard"
+        if payload_format not in ("standard", "raw"):
+            raise bad_request("'payload_format' is standard or raw.")
+        topic = _opt_str(body, "topic", max_len=128)
+        topic_full_name = _opt_str(body, "topic_full_name", max_len=128)
+        if topic and topic_full_name:
+            raise bad_request("Give either 'topic' or 'topic_full_name'.")
+        if len(self.request.body) > MAX_DOWNLINK:
+            raise bad_request("The message exceeds 256 KB.")
+        payload: Any = message
+        if encoding == "base64":
+            if not isinstance(message, str):
+                raise bad_request("A base64 message must be a string.")
+            try:
+                decoded = base64.b64decode(message, validate=True)
+            except (binascii.Error, ValueError):
+                raise bad_request("'message' is not valid base64.") from None
+            if payload_format == "raw":
+                payload = decoded  # the device receives the decoded bytes
+        qos = 1
+        props = body.get("properties")
+        if props is not None and not isinstance(props, dict):
+            raise bad_request("'properties' must be an object.")
+        await self.require_device(device_id)
+        kwargs: Dict[str, Any] = {"topic": topic_full_name or topic, "qos": qos, "name": name,
+                                  "message_id": message_id, "standard": payload_format == "standard"}
+        try:
+            sent_id = await self.call(self.emulator.send_message, device_id, payload, **kwargs)
+        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        online = await self.call(self.emulator.is_online, device_id)
+        now = codec.event_time()
+        self.reply({"message_id": sent_id or message_id,
+                    "result": {"status": "DELIVERED" if online else "PENDING", "created_time": now,
+                               "finished_time": now if online else None}}, 201)
+
+
+# ---- shadow ---------------------------------------------------------------------------------------
+
+class ShadowHandler(BaseApiHandler):
+    """``GET`` (ShowDeviceShadow) and ``PUT`` (UpdateDeviceShadowDesiredData) ``.../devices/{id}/shadow``."""
+
+    @api
+    async def get(self, project_id: str, device_id: str) -> None:
+        await self.require_device(device_id)
+        entries = await self.call(self.emulator.shadow, device_id)
+        self.reply({"device_id": device_id, "shadow": _shadow_view(entries)})
+
+    @api
+    async def put(self, project_id: str, device_id: str) -> None:
+        body = self.json_body()
+        shadow = body.get("shadow")
+        if not isinstance(shadow, list) or not shadow:
+            raise bad_request("'shadow' is a non-empty list of {service_id, desired, version}.")
+        for entry in shadow:
+            if not isinstance(entry, dict) or not isinstance(entry.get("service_id"), str) \
+                    or not isinstance(entry.get("desired"), dict):
+                raise bad_request("each shadow entry needs 'service_id' and an object 'desired'.")
+            for key in entry["desired"]:
+                if not key or "." in key or "$" in key or "\x00" in key:
+                    raise bad_request("shadow property names cannot be empty or contain '.', '$' or NUL.")
+            version = entry.get("version")
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+                raise bad_request("'version' must be an integer.")
+        await self.require_device(device_id)
+        for entry in shadow:
+            try:
+                await self.call(self.emulator.set_desired, device_id, entry["service_id"], entry["desired"])
+            except (errors.DeviceNotFound, ValueError, TypeError) as exc:
+                raise _emulator_error(exc, device_id) from None
+        entries = await self.call(self.emulator.shadow, device_id)
+        self.reply({"device_id": device_id, "shadow": _shadow_view(entries)})
+
+
+class NotFoundHandler(BaseApiHandler):
+    """Any path nobody serves: APIG's "API not found" answer."""
+
+    def prepare(self) -> None:
+        self.set_header("X-Request-Id", self.request_id)
+        self._send_error(404, "APIGW.0101", "The API does not exist or has not been published in the environment.")
+
+
+def routes(server: Any) -> List[tuple]:
+    """The REST routes, each handler initialised with the owning :class:`HttpServer`."""
+    kw = {"server": server}
+    return [
+        (PREFIX + r"/devices/?", DevicesHandler, kw),
+        (DEVICE + r"/?", DeviceHandler, kw),
+        (DEVICE + r"/commands/?", CommandsHandler, kw),
+        (DEVICE + r"/properties/?", PropertiesHandler, kw),
+        (DEVICE + r"/messages/?", MessagesHandler, kw),
+        (DEVICE + r"/shadow/?", ShadowHandler, kw),
+    ]
