@@ -5,7 +5,7 @@ VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup mosquitto demo test bench soak emulator clean
+.PHONY: setup system-deps demo test bench soak emulator clean
 
 $(STAMP): setup.py requirements/requirements.txt requirements/requirements-emulator.txt requirements/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,10 @@ $(STAMP): setup.py requirements/requirements.txt requirements/requirements-emula
 	$(VPY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-mosquitto:
-	@sh requirements/ensure_mosquitto.sh
+system-deps:
+	@sh requirements/ensure_system_deps.sh
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) system-deps
 
 # Starts the emulator, registers a device and runs the smoke-detector demo against it.
 demo: setup
