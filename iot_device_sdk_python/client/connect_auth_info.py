@@ -1,0 +1,99 @@
+"""How a device authenticates and reaches the platform (upstream ``client.connect_auth_info``)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from iot_device_sdk_python.utils._props import rw
+
+
+class ConnectAuthInfo:
+    """Connection and authentication settings. Plain holder: validation happens when the
+    DeviceClient is built (``DeviceClient.check_connect_auth_info``), raising ``ValueError``.
+
+    Beyond upstream: any port 1..65535; ``tls`` (None = TLS unless port is 1883); ``key_password``
+    for an encrypted X.509 key; ``iot_cert_path`` None with TLS means "trust the system CAs".
+    """
+
+    SECRET_AUTH = 0
+    X509_AUTH = 1
+    PROTOCOL_MQTT = "MQTT"
+    BS_MODE_DIRECT_CONNECT = 0
+    BS_MODE_STANDARD_BOOTSTRAP = 1
+    BS_MODE_BOOTSTRAP_WITH_SCOPEID = 2
+
+    def __init__(self):
+        self._id: Optional[str] = None
+        self._auth_type: int = self.SECRET_AUTH
+        self._secret: Optional[str] = None
+        self._cert_path: Optional[str] = None
+        self._key_path: Optional[str] = None
+        self._key_password: Optional[str] = None
+        self._iot_cert_file: Optional[str] = None
+        self._server_uri: Optional[str] = None
+        self._port: Optional[int] = None
+        self._tls: Optional[bool] = None
+        self._protocol: str = self.PROTOCOL_MQTT
+        self._scope_id: Optional[str] = None
+        self._bs_mode: int = self.BS_MODE_DIRECT_CONNECT
+        self._bs_cert_path: Optional[str] = None
+        self._bs_message: Optional[str] = None
+        # (added by rules+bootstrap helper) bootstrap cache location, forced re-provisioning, answer wait
+        self._bs_cache_path: Optional[str] = None
+        self._bs_force: bool = False
+        self._bs_timeout: Optional[float] = None
+        self._check_timestamp: str = "1"
+        self._reconnect_on_failure: bool = True
+        self._min_backoff: int = 1000
+        self._max_backoff: int = 30000
+        self._enable_rule_manage: bool = False
+        self._max_buffer_message: int = 0
+        self._inflight_messages: int = 20
+        self._auto_report_device_info: bool = False
+
+    id = rw("_id", "Device id (``{product_id}_{node_id}``); also the MQTT username.")
+    auth_type = rw("_auth_type", "SECRET_AUTH (0) or X509_AUTH (1).")
+    secret = rw("_secret", "Device secret (registration-group secret in scope-id bootstrap).")
+    cert_path = rw("_cert_path", "Client certificate PEM file (X.509).")
+    key_path = rw("_key_path", "Client private key PEM file (X.509).")
+    key_password = rw("_key_password", "Password of an encrypted client key (beyond upstream).")
+    iot_cert_path = rw("_iot_cert_file", "CA file that verifies the platform; None = system CAs.")
+    server_uri = rw("_server_uri", "Platform host name or IP (a ``ssl://``/``tcp://`` prefix is ignored).")
+    port = rw("_port", "Platform port, 1..65535 (1883 plain, 8883 TLS on IoTDA).")
+    tls = rw("_tls", "True/False forces TLS on/off; None (default) = TLS unless the port is 1883.")
+    protocol = rw("_protocol", "Only ``MQTT``.")
+    scope_id = rw("_scope_id", "Registration-group scope id (bs_mode 2).")
+    bs_mode = rw("_bs_mode", "0 direct connect, 1 standard bootstrap, 2 bootstrap with scope id.")
+    bs_cert_path = rw("_bs_cert_path", "CA file for the provisioning (bootstrap) server.")
+    bs_message = rw("_bs_message", "Payload of the bootstrap request.")
+    # (added by rules+bootstrap helper)
+    bs_cache_path = rw("_bs_cache_path", "File caching the provisioned server info (default: "
+                                         "``~/.cache/iot_device_sdk_python/{device_id}.json``); written 0600.")
+    bs_force = rw("_bs_force", "True: ignore the bootstrap cache and provision again on connect.")
+    bs_timeout = rw("_bs_timeout", "Seconds to wait for the bootstrap answer (None = 10).")
+    check_timestamp = rw("_check_timestamp", '"1": platform checks the client-id timestamp; "0": it does not.')
+    reconnect_on_failure = rw("_reconnect_on_failure", "Reconnect automatically after a lost connection.")
+    min_backoff = rw("_min_backoff", "Smallest reconnect delay, milliseconds.")
+    max_backoff = rw("_max_backoff", "Largest reconnect delay, milliseconds.")
+    enable_rule_manage = rw("_enable_rule_manage", "Run device-side rules.")
+    max_buffer_message = rw("_max_buffer_message",
+                            "Offline publish buffer size (0 = disabled: offline publishes fail at once). "
+                            "When full, the OLDEST message is dropped and its listener told on_failure.")
+    inflight_messages = rw("_inflight_messages", "Max QoS 1 messages in flight (paho max_inflight_messages).")
+    auto_report_device_info = rw("_auto_report_device_info",
+                                 "Publish the ``$sdk_info`` event after every successful connect.")
+
+    def use_tls(self) -> bool:
+        """Whether the connection uses TLS: ``tls`` when set, else True unless the port is 1883."""
+        if self._tls is not None:
+            return bool(self._tls)
+        return self._port != 1883
+
+    def copy(self) -> "ConnectAuthInfo":
+        """A shallow copy (the SDK never mutates the caller's object)."""
+        other = ConnectAuthInfo.__new__(ConnectAuthInfo)
+        other.__dict__.update(self.__dict__)
+        return other
+
+    def __repr__(self) -> str:  # never show secrets
+        return (f"ConnectAuthInfo(id={self._id!r}, server_uri={self._server_uri!r}, port={self._port!r}, "
+                f"auth_type={self._auth_type!r}, bs_mode={self._bs_mode!r})")

@@ -1,0 +1,547 @@
+"""The device-side IoTDA client API (upstream ``client.device_client``).
+
+Every ``report_*`` / ``respond_*`` / ``publish_*`` call returns a
+:class:`~iot_device_sdk_python.transport.publish_handle.PublishHandle` and also tells the optional
+``ActionListener``. Inbound traffic is routed on the device's dispatcher thread (never paho's).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
+from iot_device_sdk_python.client.iot_result import IotResult
+from iot_device_sdk_python.client.listener.command_listener import CommandListener
+from iot_device_sdk_python.client.listener.device_message_listener import DeviceMessageListener
+from iot_device_sdk_python.client.listener.device_shadow_listener import DeviceShadowListener
+from iot_device_sdk_python.client.listener.property_listener import PropertyListener
+from iot_device_sdk_python.client.listener.raw_device_message_listener import RawDeviceMessageListener
+from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
+from iot_device_sdk_python.client.request.command import Command
+from iot_device_sdk_python.client.request.command_response import CommandRsp
+from iot_device_sdk_python.client.request.device_base_info import DeviceBaseInfo
+from iot_device_sdk_python.client.request.device_event import DeviceEvent
+from iot_device_sdk_python.client.request.device_events import DeviceEvents
+from iot_device_sdk_python.client.request.device_message import DeviceMessage
+from iot_device_sdk_python.client.request.props_get import PropsGet
+from iot_device_sdk_python.client.request.props_set import PropSet
+from iot_device_sdk_python.client.request.raw_device_message import RawDeviceMessage
+from iot_device_sdk_python.client.request.service_property import ServiceProperty
+from iot_device_sdk_python.client.request.shadow_data import ShadowData
+from iot_device_sdk_python.protocol import codec, topics
+from iot_device_sdk_python.transport.action_listener import ActionListener
+from iot_device_sdk_python.transport.connect_listener import ConnectListener
+from iot_device_sdk_python.transport.dispatcher import Dispatcher
+from iot_device_sdk_python.transport.mqtt.mqtt_connection import MqttConnection
+from iot_device_sdk_python.transport.publish_handle import PublishHandle
+from iot_device_sdk_python.transport.raw_message import RawMessage
+from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
+
+if TYPE_CHECKING:
+    from iot_device_sdk_python.service.abstract_device import AbstractDevice
+
+_logger = logging.getLogger(__name__)
+
+SDK_VERSION = "Python_v2.0.0"
+
+# request kinds that get an error answer when their payload is unusable
+_SYSTEM_DOWN_KINDS = {topics.MESSAGES_DOWN, topics.COMMAND, topics.PROPERTIES_SET, topics.PROPERTIES_GET,
+                      topics.SHADOW_GET_RESPONSE, topics.EVENTS_DOWN, topics.BOOTSTRAP_DOWN}
+
+
+class _AutoReportInfoListener(ConnectListener):
+    """Publishes ``$sdk_info`` after every successful connect when ``auto_report_device_info`` is on."""
+
+    def __init__(self, client: "DeviceClient"):
+        self._client = client
+
+    def connection_lost(self, cause: str):
+        pass
+
+    def connect_complete(self, reconnect: bool, server_uri: str):
+        if self._client._connect_auth_info.auto_report_device_info:
+            self._client.report_device_info(DeviceBaseInfo())
+
+
+class DeviceClient(RawMessageListener):
+    """The documented client API. Created by :class:`AbstractDevice`; get it with ``device.get_client()``.
+
+    Construction validates both configurations and raises ``ValueError`` naming the bad field.
+    """
+
+    def __init__(self, connect_auth_info: ConnectAuthInfo, mqtt_connect_conf: MqttConnectConf,
+                 device: "AbstractDevice"):
+        self.check_connect_auth_info(connect_auth_info)
+        self.check_mqtt_connect_conf(mqtt_connect_conf)
+        self._connect_auth_info = connect_auth_info  # never mutated (bootstrap builds a new one)
+        self._mqtt_connect_conf = mqtt_connect_conf
+        self._device = device
+        self._dispatcher = Dispatcher(f"iot-dispatch-{connect_auth_info.id}")
+        self._connection = MqttConnection(connect_auth_info, mqtt_connect_conf, self, dispatcher=self._dispatcher)
+        self._raw_device_msg_listener: Optional[RawDeviceMessageListener] = None
+        self._device_msg_listener: Optional[DeviceMessageListener] = None
+        self._property_listener: Optional[PropertyListener] = None
+        self._command_listener: Optional[CommandListener] = None
+        self._device_shadow_listener: Optional[DeviceShadowListener] = None
+        self._rule_action_handler = None
+        self._custom_topic_listeners: List[Tuple[str, Any]] = []
+        self._connection.add_connect_listener(_AutoReportInfoListener(self))
+
+    # ---- validation -------------------------------------------------------------------------------
+
+    @staticmethod
+    def check_connect_auth_info(connect_auth_info: ConnectAuthInfo):
+        """Raise ``ValueError`` naming the first invalid field of ``connect_auth_info``."""
+        a = connect_auth_info
+        if not isinstance(a, ConnectAuthInfo):
+            raise ValueError("connect_auth_info must be a ConnectAuthInfo")
+
+        def nonempty(value) -> bool:
+            return isinstance(value, str) and value.strip() != ""
+
+        if not nonempty(a.id) or any(c in a.id for c in "/+#"):
+            raise ValueError("id: a device id is required (no '/', '+' or '#')")
+        if a.protocol != ConnectAuthInfo.PROTOCOL_MQTT:
+            raise ValueError(f"protocol: only {ConnectAuthInfo.PROTOCOL_MQTT!r} is supported")
+        if not nonempty(a.server_uri):
+            raise ValueError("server_uri: the platform host name is required")
+        if isinstance(a.port, bool) or not isinstance(a.port, int) or not 1 <= a.port <= 65535:
+            raise ValueError(f"port: must be an int in 1..65535, got {a.port!r}")
+        if a.tls not in (None, True, False):
+            raise ValueError("tls: must be None (auto), True or False")
+        if a.auth_type not in (ConnectAuthInfo.SECRET_AUTH, ConnectAuthInfo.X509_AUTH):
+            raise ValueError("auth_type: must be SECRET_AUTH (0) or X509_AUTH (1)")
+        if a.bs_mode not in (0, 1, 2):
+            raise ValueError("bs_mode: must be 0, 1 or 2")
+        if a.bs_mode == ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID and not nonempty(a.scope_id):
+            raise ValueError("scope_id: required for bs_mode 2 (bootstrap with scope id)")
+        if a.auth_type == ConnectAuthInfo.SECRET_AUTH:
+            if not (nonempty(a.secret) or isinstance(a.secret, (bytes, bytearray)) and a.secret):
+                raise ValueError("secret: required for secret authentication")
+        else:
+            if not nonempty(a.cert_path):
+                raise ValueError("cert_path: required for X.509 authentication")
+            if not nonempty(a.key_path):
+                raise ValueError("key_path: required for X.509 authentication")
+            if not a.use_tls():
+                raise ValueError("tls: X.509 authentication needs TLS")
+        if a.key_password is not None and not isinstance(a.key_password, (str, bytes)):
+            raise ValueError("key_password: must be a str or bytes")
+        if str(a.check_timestamp) not in ("0", "1"):
+            raise ValueError('check_timestamp: must be "0" or "1"')
+        for name in ("min_backoff", "max_backoff"):
+            v = getattr(a, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ValueError(f"{name}: must be a positive number of milliseconds")
+        if a.min_backoff > a.max_backoff:
+            raise ValueError("min_backoff: must not exceed max_backoff")
+        if isinstance(a.max_buffer_message, bool) or not isinstance(a.max_buffer_message, int) \
+                or a.max_buffer_message < 0:
+            raise ValueError("max_buffer_message: must be an int >= 0")
+        if isinstance(a.inflight_messages, bool) or not isinstance(a.inflight_messages, int) \
+                or a.inflight_messages < 0:
+            raise ValueError("inflight_messages: must be an int >= 0")
+
+    @staticmethod
+    def check_mqtt_connect_conf(mqtt_connect_conf: MqttConnectConf):
+        """Raise ``ValueError`` naming the first invalid field of ``mqtt_connect_conf``."""
+        c = mqtt_connect_conf
+        if not isinstance(c, MqttConnectConf):
+            raise ValueError("mqtt_connect_conf must be a MqttConnectConf")
+        if isinstance(c.keep_alive_time, bool) or not isinstance(c.keep_alive_time, int) \
+                or not 30 <= c.keep_alive_time <= 1200:
+            raise ValueError("keep_alive_time: must be an int in 30..1200 seconds")
+        if c.qos not in (0, 1) or isinstance(c.qos, bool):
+            raise ValueError("qos: must be 0 or 1")
+        if isinstance(c.timeout, bool) or not isinstance(c.timeout, (int, float)) or c.timeout <= 0:
+            raise ValueError("timeout: must be a positive number of seconds")
+
+    # ---- connection -------------------------------------------------------------------------------
+
+    def connect(self) -> int:
+        """Connect (bootstrapping first when ``bs_mode`` is 1 or 2). Returns 0 or an error code
+        (see :class:`MqttConnection`)."""
+        auth = self._connect_auth_info
+        if auth.bs_mode in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP, ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
+            try:
+                from iot_device_sdk_python.bootstrap import bootstrap_client
+            except ImportError as exc:
+                _logger.error("bootstrap is not available: %s", exc)
+                return MqttConnection.CONNECT_ERR_CONFIG
+            try:
+                new_auth = bootstrap_client.bootstrap(auth, self._mqtt_connect_conf)
+            except Exception as exc:  # BootstrapError(code, message) or anything unexpected
+                code = getattr(exc, "code", None)
+                _logger.error("device %s: bootstrap failed: %s", auth.id, exc)
+                return code if isinstance(code, int) and not isinstance(code, bool) and code != 0 \
+                    else MqttConnection.CONNECT_ERR_NETWORK
+            self._connection._set_connect_auth_info(new_auth)
+        return self._connection.connect()
+
+    def close(self):
+        """Close the connection (no reconnect)."""
+        self._connection.close()
+
+    def _shutdown(self):
+        """SDK use (``destroy``): let queued callbacks finish (bounded), close, stop the dispatcher."""
+        self._dispatcher.wait_idle(2.0)
+        self._connection.close()
+        self._dispatcher.stop()
+
+    def _get_connection(self) -> MqttConnection:
+        """The underlying :class:`MqttConnection` (tests and diagnostics)."""
+        return self._connection
+
+    def get_dispatcher(self) -> Dispatcher:
+        """The device's dispatcher (runs every listener and service callback)."""
+        return self._dispatcher
+
+    def get_device_id(self) -> str:
+        return self._connect_auth_info.id
+
+    def is_connected(self) -> bool:
+        return self._connection.is_connected()
+
+    def add_connect_listener(self, connect_listener: ConnectListener):
+        """Add a ConnectListener (called on every connect/reconnect and on every loss)."""
+        self._connection.add_connect_listener(connect_listener)
+
+    def set_connect_action_listener(self, connect_action_listener):
+        """Set the ConnectActionListener told about every connection attempt."""
+        self._connection.set_connect_action_listener(connect_action_listener)
+
+    def enable_rule_manage(self) -> bool:
+        """Whether the device-side rule engine is enabled (``ConnectAuthInfo.enable_rule_manage``)."""
+        return bool(self._connect_auth_info.enable_rule_manage)
+
+    # ---- listeners ------------------------------------------------------------------------------------
+
+    def _set_listener(self, attr: str, listener, cls) -> None:
+        if listener is not None and not isinstance(listener, cls):
+            _logger.error("%s must be a %s; ignored", attr.lstrip("_"), cls.__name__)
+            return
+        setattr(self, attr, listener)
+
+    def set_raw_device_msg_listener(self, raw_device_msg_listener: RawDeviceMessageListener):
+        self._set_listener("_raw_device_msg_listener", raw_device_msg_listener, RawDeviceMessageListener)
+
+    def set_device_msg_listener(self, device_msg_listener: DeviceMessageListener):
+        self._set_listener("_device_msg_listener", device_msg_listener, DeviceMessageListener)
+
+    def set_properties_listener(self, property_listener: PropertyListener):
+        self._set_listener("_property_listener", property_listener, PropertyListener)
+
+    def set_command_listener(self, command_listener: CommandListener):
+        self._set_listener("_command_listener", command_listener, CommandListener)
+
+    def set_device_shadow_listener(self, device_shadow_listener: DeviceShadowListener):
+        self._set_listener("_device_shadow_listener", device_shadow_listener, DeviceShadowListener)
+
+    def set_rule_action_handler(self, rule_action_handler):
+        """Set an ``ActionHandler`` (``rule.model.action_handler``) that gets fired rule actions."""
+        if rule_action_handler is not None and not callable(getattr(rule_action_handler, "handle_rule_action", None)):
+            _logger.error("rule_action_handler must implement handle_rule_action(); ignored")
+            return
+        self._rule_action_handler = rule_action_handler
+
+    def subscribe_topic(self, topic: str, qos: int, message_listener) -> bool:
+        """Subscribe to a custom topic (``$oc/devices/{id}/user/...`` or a policy topic; wildcards allowed)
+        and route matching messages to ``message_listener.on_message_received(RawMessage)``.
+
+        Works before ``connect()``; the subscription is restored after every reconnect.
+        """
+        if message_listener is not None and not callable(getattr(message_listener, "on_message_received", None)):
+            raise ValueError("message_listener must have on_message_received(message)")
+        self._custom_topic_listeners = [(f, l) for f, l in self._custom_topic_listeners if f != topic]
+        if message_listener is not None:
+            self._custom_topic_listeners.append((topic, message_listener))
+        return self._connection.subscribe_topic(topic, qos)
+
+    # ---- uplink -------------------------------------------------------------------------------------
+
+    @property
+    def _qos(self) -> int:
+        return self._mqtt_connect_conf.qos
+
+    def _publish(self, topic: str, payload: Any, listener: Optional[ActionListener], qos: Optional[int] = None) -> PublishHandle:
+        data = payload if isinstance(payload, (bytes, str)) else codec.dumps_bytes(payload)
+        return self._connection.publish_message(RawMessage(topic, data, self._qos if qos is None else qos), listener)
+
+    def report_device_message(self, device_message: DeviceMessage, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish a message on ``messages/up`` (empty id/name/object_device_id are left out)."""
+        body = device_message.to_dict()
+        payload = {k: v for k, v in body.items() if k == "content" or v not in ("", None)}
+        return self._publish(topics.messages_up(self.get_device_id()), payload, listener)
+
+    def report_properties(self, services: List[ServiceProperty], listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Report properties (``properties/report``); also evaluates device rules when enabled."""
+        payload = {"services": [_service_property_dict(s) for s in services]}
+        handle = self._publish(topics.properties_report(self.get_device_id()), payload, listener)
+        if self.enable_rule_manage():
+            self._dispatcher.submit(self._evaluate_rules, list(services))
+        return handle
+
+    def _evaluate_rules(self, services: List[ServiceProperty]) -> None:
+        getter = getattr(self._device, "get_rule_manage_service", None)
+        rule_service = getter() if getter else None
+        handle_rule = getattr(rule_service, "handle_rule", None)
+        if handle_rule is not None:
+            handle_rule(services)
+
+    def get_device_shadow(self, request_id: str, service_id: Optional[str] = None, object_device_id: Optional[str] = None,
+                          listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Ask for the shadow (answer goes to the DeviceShadowListener). The topic carries the own id;
+        ``object_device_id`` (a gateway child) travels in the payload, as the protocol says."""
+        payload = {}
+        if object_device_id:
+            payload["object_device_id"] = object_device_id
+        if service_id:
+            payload["service_id"] = service_id
+        return self._publish(topics.shadow_get(self.get_device_id(), request_id), payload, listener)
+
+    def report_event(self, device_event: DeviceEvent, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish one event of this device on ``events/up`` (event_time filled in UTC when empty)."""
+        return self._report_event_for(self.get_device_id(), device_event, listener)
+
+    def report_sub_event(self, sub_device_id: str, device_event: DeviceEvent, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish one event about a gateway child (``object_device_id`` = ``sub_device_id``)."""
+        return self._report_event_for(sub_device_id, device_event, listener)
+
+    def _report_event_for(self, object_device_id: str, device_event: DeviceEvent, listener) -> PublishHandle:
+        event = device_event.to_dict()
+        if not event.get("event_time"):
+            event["event_time"] = codec.event_time()
+        if not event.get("event_id"):
+            event.pop("event_id", None)
+        payload = {"object_device_id": object_device_id, "services": [event]}
+        return self._publish(topics.events_up(self.get_device_id()), payload, listener)
+
+    def respond_command(self, request_id: str, command_response: CommandRsp, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Answer command ``request_id``."""
+        return self._publish(topics.command_response(self.get_device_id(), request_id), command_response.to_dict(), listener)
+
+    def respond_properties_get(self, request_id: str, services: List[ServiceProperty], listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Answer property query ``request_id``."""
+        payload = {"services": [_service_property_dict(s) for s in services]}
+        return self._publish(topics.properties_get_response(self.get_device_id(), request_id), payload, listener)
+
+    def respond_properties_set(self, request_id: str, iot_result: IotResult, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Answer property write ``request_id``."""
+        return self._publish(topics.properties_set_response(self.get_device_id(), request_id), iot_result.to_dict(), listener)
+
+    def publish_raw_message(self, raw_message: RawMessage, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish any message as is (custom topics, binary payloads)."""
+        return self._connection.publish_message(raw_message, listener)
+
+    def report_device_info(self, device_info: DeviceBaseInfo, listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish the ``$sdk_info``/``sdk_info_report`` event with this SDK's version and the device's."""
+        event = DeviceEvent()
+        event.service_id = "$sdk_info"
+        event.event_type = "sdk_info_report"
+        event.paras = {"device_sdk_version": SDK_VERSION, "sw_version": device_info.sw_version or "",
+                       "fw_version": device_info.fw_version or ""}
+        return self.report_event(event, listener)
+
+    # ---- inbound routing (dispatcher thread) -----------------------------------------------------------
+
+    def on_message_received(self, message: RawMessage):
+        """Route one inbound message: custom-topic listeners, then the system handlers by topic kind."""
+        topic = message.topic
+        info = topics.classify(topic)
+        exact = [l for f, l in self._custom_topic_listeners if f == topic]
+        matched = exact or ([] if info.kind in _SYSTEM_DOWN_KINDS else
+                            [l for f, l in self._custom_topic_listeners if topics.topic_matches(f, topic)])
+        if matched:
+            for listener in matched:
+                self._safe(listener.on_message_received, message)
+            return
+        handler = {
+            topics.MESSAGES_DOWN: self.on_device_msg,
+            topics.COMMAND: self.on_command,
+            topics.PROPERTIES_SET: self.on_properties_set,
+            topics.PROPERTIES_GET: self.on_properties_get,
+            topics.SHADOW_GET_RESPONSE: self.on_device_shadow,
+            topics.EVENTS_DOWN: self.on_event,
+            topics.BOOTSTRAP_DOWN: self.on_bootstrap,
+        }.get(info.kind)
+        if handler is None:
+            _logger.warning("no listener for inbound topic %s; message ignored", topic)
+            return
+        handler(message)
+
+    @staticmethod
+    def _safe(fn, *args) -> bool:
+        try:
+            fn(*args)
+            return True
+        except Exception:
+            _logger.exception("callback %s raised", getattr(fn, "__qualname__", fn))
+            return False
+
+    def _parse(self, message: RawMessage, what: str) -> Optional[dict]:
+        try:
+            return codec.loads_object(message.payload)
+        except ValueError as exc:
+            _logger.warning("malformed %s on %s: %s", what, message.topic, exc)
+            return None
+
+    def _is_own(self, device_id: Optional[str]) -> bool:
+        return not device_id or device_id == self.get_device_id()
+
+    def on_device_msg(self, message: RawMessage):
+        """``messages/down``: the raw listener sees every payload; system-format ones go on to the
+        DeviceMessageListener (own messages) or ``device.on_device_message`` (others, or no listener)."""
+        raw = RawDeviceMessage(message.payload if message.payload is not None else b"")
+        if self._raw_device_msg_listener is not None:
+            self._safe(self._raw_device_msg_listener.on_raw_device_message, raw)
+        device_message = raw.to_device_message()
+        if device_message is None:
+            if self._raw_device_msg_listener is None:
+                _logger.info("message on %s is not in the system format and no raw listener is set", message.topic)
+            return
+        if self._device_msg_listener is not None and self._is_own(device_message.device_id):
+            self._safe(self._device_msg_listener.on_device_message, device_message)
+        else:
+            self._safe(self._device.on_device_message, device_message)
+
+    def on_command(self, message: RawMessage):
+        """``commands/request_id=``: CommandListener for own commands, else the device's services.
+        A malformed command or a failing handler is answered with an error response."""
+        request_id = topics.request_id_of(message.topic)
+        if not request_id:
+            _logger.warning("command without request_id on %s; ignored", message.topic)
+            return
+        obj = self._parse(message, "command")
+        if obj is None:
+            self.respond_command(request_id, _error_rsp("invalid command payload"))
+            return
+        command = Command()
+        command.convert_from_dict(obj)
+        if self._command_listener is not None and self._is_own(command.device_id):
+            if not self._safe(self._command_listener.on_command, request_id, command.service_id,
+                              command.command_name, command.paras):
+                self.respond_command(request_id, _error_rsp("command listener failed"))
+            return
+        if not self._safe(self._device.on_command, request_id, command):
+            self.respond_command(request_id, _error_rsp("command handling failed"))
+
+    def on_rule_command(self, request_id: str, command: Command):
+        """A command fired by a local rule: CommandListener if set, else the device's service (no response)."""
+        if self._command_listener is not None:
+            self._safe(self._command_listener.on_command, request_id, command.service_id, command.command_name,
+                       command.paras)
+            return
+        service = self._device.get_service(command.service_id) if command.service_id else None
+        if service is None:
+            _logger.warning("rule command for unknown service %r ignored", command.service_id)
+            return
+        self._safe(service.on_command, command)
+
+    def on_device_shadow(self, message: RawMessage):
+        """``shadow/get/response``: parsed into ShadowData and given to the DeviceShadowListener."""
+        request_id = topics.request_id_of(message.topic) or ""
+        obj = self._parse(message, "shadow response")
+        if obj is None:
+            return
+        shadow = []
+        for item in obj.get("shadow") or []:
+            if isinstance(item, dict):
+                sd = ShadowData()
+                sd.convert_from_dict(item)
+                shadow.append(sd)
+        object_device_id = obj.get("object_device_id") if isinstance(obj.get("object_device_id"), str) else ""
+        if self._device_shadow_listener is None:
+            _logger.info("shadow response %s received but no DeviceShadowListener is set", request_id)
+            return
+        self._safe(self._device_shadow_listener.on_shadow_get, request_id, object_device_id, shadow)
+
+    def on_properties_set(self, message: RawMessage):
+        """``properties/set``: PropertyListener for own writes, else ``device.on_properties_set``.
+        ``PropSet.device_id`` carries ``object_device_id`` (gateway children)."""
+        request_id = topics.request_id_of(message.topic)
+        if not request_id:
+            _logger.warning("property set without request_id on %s; ignored", message.topic)
+            return
+        obj = self._parse(message, "property set")
+        services_json = obj.get("services") if obj is not None else None
+        if not isinstance(services_json, list) or not all(isinstance(s, dict) for s in services_json):
+            _logger.warning("property set %s without a valid 'services' list", request_id)
+            self.respond_properties_set(request_id, IotResult(1, "invalid property set payload"))
+            return
+        services = []
+        for item in services_json:
+            sp = ServiceProperty()
+            sp.convert_from_dict(item)
+            services.append(sp)
+        prop_set = PropSet()
+        prop_set.device_id = obj.get("object_device_id") if isinstance(obj.get("object_device_id"), str) else ""
+        prop_set.services = services
+        if self._property_listener is not None and self._is_own(prop_set.device_id):
+            if not self._safe(self._property_listener.on_property_set, request_id, services):
+                self.respond_properties_set(request_id, IotResult(1, "property listener failed"))
+            return
+        if not self._safe(self._device.on_properties_set, request_id, prop_set):
+            self.respond_properties_set(request_id, IotResult(1, "property set handling failed"))
+
+    def on_properties_get(self, message: RawMessage):
+        """``properties/get``: PropertyListener for own reads, else ``device.on_properties_get``."""
+        request_id = topics.request_id_of(message.topic)
+        if not request_id:
+            _logger.warning("property get without request_id on %s; ignored", message.topic)
+            return
+        obj = self._parse(message, "property get")
+        if obj is None:
+            self.respond_properties_get(request_id, [])
+            return
+        props_get = PropsGet()
+        props_get.convert_from_dict(obj)
+        if self._property_listener is not None and self._is_own(props_get.device_id):
+            if not self._safe(self._property_listener.on_property_get, request_id, props_get.service_id):
+                self.respond_properties_get(request_id, [])
+            return
+        if not self._safe(self._device.on_properties_get, request_id, props_get):
+            self.respond_properties_get(request_id, [])
+
+    def on_event(self, message: RawMessage):
+        """``events/down``: parsed into DeviceEvents and given to ``device.on_event``."""
+        obj = self._parse(message, "event")
+        if obj is None:
+            return
+        if not isinstance(obj.get("services"), list):
+            _logger.warning("event on %s without a 'services' list; ignored", message.topic)
+            return
+        device_events = DeviceEvents()
+        device_events.convert_from_dict(obj)
+        self._safe(self._device.on_event, device_events)
+
+    def on_rule_action_handler(self, action):
+        """Fired rule actions: the user's ActionHandler if set, else ``device.on_rule_action_handler``.
+        Always runs on the dispatcher thread."""
+        if not self._dispatcher.in_dispatcher_thread():
+            self._dispatcher.submit(self.on_rule_action_handler, action)
+            return
+        if self._rule_action_handler is not None:
+            self._safe(self._rule_action_handler.handle_rule_action, action)
+        else:
+            self._safe(self._device.on_rule_action_handler, action)
+
+    def on_bootstrap(self, message: RawMessage):
+        """``bootstrap/down`` on the platform connection: not expected (the bootstrap client has its own)."""
+        _logger.info("unexpected bootstrap response on the platform connection; ignored")
+
+
+def _service_property_dict(sp: ServiceProperty) -> dict:
+    d = sp.to_dict()
+    if d.get("event_time") in (None, ""):
+        d.pop("event_time", None)
+    return d
+
+
+def _error_rsp(text: str) -> CommandRsp:
+    return CommandRsp(CommandRsp.fail_code(), "", {"error": text})
+
+
+def new_request_id() -> str:
+    """A fresh request id (for ``get_device_shadow``)."""
+    return uuid.uuid4().hex

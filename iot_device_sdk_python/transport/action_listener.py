@@ -1,0 +1,21 @@
+"""Callback for the outcome of one publish (upstream ``transport.action_listener``)."""
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from typing import Optional
+
+
+class ActionListener(metaclass=ABCMeta):
+    """Told whether a report/respond/publish reached the broker.
+
+    The SDK calls ``on_success(message=...)`` by keyword and ``on_failure(message, e)`` positionally,
+    always on the device's dispatcher thread.
+    """
+
+    @abstractmethod
+    def on_success(self, message: str):
+        """The message was acknowledged (PUBACK for QoS 1) or written to the socket (QoS 0)."""
+
+    @abstractmethod
+    def on_failure(self, message: str, e: Optional[Exception]):
+        """The message was not delivered: offline without buffer, dropped from a full buffer, closed..."""

@@ -1,0 +1,727 @@
+"""MQTT transport on paho-mqtt 2.x (upstream ``transport.mqtt.mqtt_connection``).
+
+What it does beyond (and instead of) upstream, on purpose:
+
+* ``connect()`` returns an ``int`` (see :meth:`MqttConnection.connect`), waits for CONNACK with a bound
+  (``MqttConnectConf.timeout``), never sleeps a fixed time, and never retries a credential refusal.
+* paho's auto-reconnect is off: every attempt needs a fresh hour stamp in client id and password, so the
+  SDK runs its own reconnect thread (exponential backoff with full jitter between ``min_backoff`` and
+  ``max_backoff`` ms, counter reset after a stable connection). ``close()`` never reconnects and
+  leaves no thread running.
+* System downlink topics and custom topics are subscribed explicitly and restored on every reconnect.
+* TLS through an ``ssl.SSLContext``: chain and host name verified, TLS 1.2 minimum, X.509 client
+  certificates with an optional key password.
+* Every publish returns a :class:`PublishHandle`; its ActionListener/handle is resolved on PUBACK (QoS 1)
+  or write (QoS 0) even when the ack races the registration.
+* Offline buffer (``max_buffer_message``): a bounded FIFO; when full the OLDEST message is dropped and its
+  listener/handle told ``on_failure``; QoS 1 messages still unacknowledged when the link drops go back
+  into the buffer (or fail when buffering is off). The buffer is flushed in order after reconnect,
+  before any new publish goes out.
+* Inbound messages and every listener call run on the device's dispatcher thread, never on paho's.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import itertools
+import logging
+import random
+import ssl
+import threading
+import time
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
+from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
+from iot_device_sdk_python.protocol import codec, topics
+from iot_device_sdk_python.transport.action_listener import ActionListener
+from iot_device_sdk_python.transport.buffer_message import BufferMessage
+from iot_device_sdk_python.transport.connect_action_listener import ConnectActionListener
+from iot_device_sdk_python.transport.connect_listener import ConnectListener
+from iot_device_sdk_python.transport.connection import Connection
+from iot_device_sdk_python.transport.dispatcher import Dispatcher
+from iot_device_sdk_python.transport.publish_handle import PublishError, PublishHandle
+from iot_device_sdk_python.transport.raw_message import RawMessage
+from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
+from iot_device_sdk_python.utils import iot_util
+from iot_device_sdk_python.utils.redact import redact_payload
+
+_logger = logging.getLogger(__name__)
+
+# paho (v5-numbered) CONNACK reason codes -> MQTT 3.1.1 CONNACK codes returned by connect()
+_CONNACK_BY_NAME = {
+    "Unsupported protocol version": 1,
+    "Client identifier not valid": 2,
+    "Server unavailable": 3,
+    "Bad user name or password": 4,
+    "Not authorized": 5,
+}
+_CONNACK_BY_VALUE = {132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
+
+
+class _Attempt:
+    """State of one connection attempt, shared with paho callbacks through ``userdata``."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.connack: Optional[int] = None
+        self.lost = False
+        self.established = False
+        self.sub_mids: set = set()
+        self.connected_at = 0.0
+
+
+class MqttConnection(Connection):
+    """One device's MQTT link to the platform (or to the provisioning server in bs_mode 1/2).
+
+    ``connect()`` result codes (also the ``token`` given to ``ConnectActionListener.on_failure``):
+
+    ======  =========================================================================
+    0       connected (CONNACK accepted, subscriptions acknowledged, buffer flushed)
+    1       CONNACK refused: unacceptable protocol version            (not retried)
+    2       CONNACK refused: client id rejected / keepalive out of range (not retried)
+    3       CONNACK refused: server unavailable                       (retried)
+    4       CONNACK refused: bad user name or password                (not retried)
+    5       CONNACK refused: not authorized (e.g. frozen device)      (not retried)
+    -1      network error, TLS handshake/verification failure, no CONNACK within
+            ``MqttConnectConf.timeout``, connection closed meanwhile   (retried)
+    -2      local configuration error: CA/certificate/key file missing or unreadable,
+            wrong key password, bad group secret                     (not retried)
+    ======  =========================================================================
+
+    "Retried" means: when ``reconnect_on_failure`` is True, the connection keeps trying in the background
+    (``connect_complete(reconnect=...)`` tells when it succeeds); ``close()`` stops it.
+    """
+
+    MQTT_THREAD_NAME = "MqttThread"
+    CONNECT_TYPE = "0"
+
+    CONNECT_SUCCESS = 0
+    CONNECT_ERR_NETWORK = -1
+    CONNECT_ERR_CONFIG = -2
+    NON_RETRYABLE_CODES = frozenset({1, 2, 4, 5, -2})
+    #: a connection that lived this long resets the backoff counter when it drops
+    STABLE_CONNECTION_SECONDS = 30.0
+    #: close() waits at most this long for in-flight messages to be acknowledged
+    CLOSE_DRAIN_SECONDS = 2.0
+
+    def __init__(self, connect_auth_info: ConnectAuthInfo, mqtt_connect_conf: MqttConnectConf,
+                 raw_msg_listener: Optional[RawMessageListener], dispatcher: Optional[Dispatcher] = None,
+                 subscribe_system_topics: Optional[bool] = None):
+        self._auth = connect_auth_info
+        self._conf = mqtt_connect_conf
+        self._raw_msg_listener = raw_msg_listener
+        self._own_dispatcher = dispatcher is None
+        self._dispatcher = dispatcher or Dispatcher(f"iot-dispatch-{connect_auth_info.id}")
+        # system topics are for the platform connection; a provisioning connection subscribes itself
+        self._subscribe_system = subscribe_system_topics
+
+        self._lock = threading.RLock()
+        self._drained = threading.Condition(self._lock)  # notified when an in-flight message is acked
+        self._connect_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._client: Optional[mqtt.Client] = None
+        self._attempt: Optional[_Attempt] = None
+        self._online = False
+        self._ever_connected = False
+        self._buffer: Deque[BufferMessage] = collections.deque()
+        self._pending: Dict[int, BufferMessage] = {}
+        self._early_acks: Dict[int, float] = {}
+        self._seq = itertools.count()
+        self._subscriptions: "collections.OrderedDict[str, int]" = collections.OrderedDict()
+        self._connect_listeners: List[ConnectListener] = []
+        self._connect_action_listener: Optional[ConnectActionListener] = None
+        self._internal_action_listeners: List[ConnectActionListener] = []
+        self._reconnect_thread: Optional[threading.Thread] = None
+        self._retry = 0
+        self._last_error: Optional[BaseException] = None
+
+    # ---- public API ------------------------------------------------------------------------------
+
+    def connect(self) -> int:
+        """Connect once, blocking for at most about ``MqttConnectConf.timeout`` seconds.
+
+        Returns 0 on success or one of the codes in the class docstring. A retryable failure with
+        ``reconnect_on_failure`` starts background reconnection. Calling it while connected returns 0;
+        while another attempt runs, -1.
+        """
+        if self._online:
+            return 0
+        self._closed.clear()
+        rc = self._connect_once(reconnect=False)
+        if rc != 0 and rc not in self.NON_RETRYABLE_CODES and self._auth.reconnect_on_failure:
+            self._start_reconnect_thread()
+        return rc
+
+    def publish_message(self, raw_message: RawMessage,
+                        message_publish_listener: Optional[ActionListener] = None) -> PublishHandle:
+        """Publish ``raw_message`` (QoS from the message), or buffer it while offline.
+
+        Returns a :class:`PublishHandle`; ``message_publish_listener`` (if any) is told the same outcome
+        on the dispatcher thread.
+        """
+        topic = getattr(raw_message, "topic", None)
+        handle = PublishHandle(topic if isinstance(topic, str) else "", self._run_handle_callback)
+        bm = BufferMessage(raw_message, message_publish_listener, handle)
+        bm.seq = next(self._seq)  # type: ignore[attr-defined]
+        problem = self._check_message(raw_message)
+        if problem:
+            self._fail(bm, PublishError.REASON_INVALID, problem)
+            return handle
+        with self._lock:
+            client = self._client if self._online else None
+            if client is None:
+                self._buffer_or_fail_locked(bm, "not connected")
+                return handle
+        if not self._send(client, bm):
+            with self._lock:
+                self._buffer_or_fail_locked(bm, "connection lost while publishing")
+        return handle
+
+    def close(self):
+        """Disconnect for good: no reconnect, buffered and in-flight messages fail with reason
+        ``closed``, and the paho and reconnect threads are joined."""
+        with self._lock:  # give in-flight messages a moment to be acknowledged (graceful close)
+            deadline = time.monotonic() + self.CLOSE_DRAIN_SECONDS
+            while self._online and self._pending and time.monotonic() < deadline:
+                self._drained.wait(max(0.0, deadline - time.monotonic()))
+        self._closed.set()
+        with self._lock:
+            client, self._client = self._client, None
+            self._online = False
+            attempt = self._attempt
+            dropped = list(self._pending.values()) + list(self._buffer)
+            self._pending.clear()
+            self._buffer.clear()
+        if attempt is not None:
+            with attempt.cond:
+                attempt.lost = True
+                attempt.cond.notify_all()
+        for bm in sorted(dropped, key=lambda b: b.seq):
+            self._fail(bm, PublishError.REASON_CLOSED, "connection closed before the message was sent")
+        if client is not None:
+            self._retire(client)
+        thread = self._reconnect_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10)
+        if self._own_dispatcher:
+            self._dispatcher.stop()
+
+    def is_connected(self) -> bool:
+        """True while connected and usable (CONNACK accepted, subscriptions restored)."""
+        return self._online
+
+    def add_connect_listener(self, connect_listener: ConnectListener):
+        """Add a :class:`ConnectListener` (many allowed, duplicates ignored)."""
+        if connect_listener is not None and connect_listener not in self._connect_listeners:
+            self._connect_listeners.append(connect_listener)
+
+    def set_connect_action_listener(self, connect_action_listener: ConnectActionListener):
+        """Set the user's :class:`ConnectActionListener` (one slot; SDK-internal ones are kept apart)."""
+        self._connect_action_listener = connect_action_listener
+
+    def add_internal_connect_action_listener(self, listener: ConnectActionListener):
+        """SDK use: a ConnectActionListener that does not occupy the user's slot (e.g. device logs)."""
+        if listener not in self._internal_action_listeners:
+            self._internal_action_listeners.append(listener)
+
+    def subscribe_topic(self, topic: str, qos: int = 1) -> bool:
+        """Subscribe now when connected, and after every reconnect. Returns False on an immediate error."""
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("topic must be a non-empty str")
+        qos = 1 if qos not in (0, 1) else qos
+        with self._lock:
+            self._subscriptions[topic] = qos
+            client = self._client if self._online else None
+        if client is None:
+            return True
+        rc, _mid = client.subscribe(topic, qos)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            _logger.warning("subscribe to %s failed now (rc=%s); it is retried after reconnect", topic, rc)
+            return False
+        return True
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """Forget a custom subscription (and unsubscribe when connected)."""
+        with self._lock:
+            self._subscriptions.pop(topic, None)
+            client = self._client if self._online else None
+        if client is not None:
+            client.unsubscribe(topic)
+
+    def get_buffered_count(self) -> int:
+        """Messages waiting in the offline buffer."""
+        with self._lock:
+            return len(self._buffer)
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        """The exception of the last failed attempt, if any (for diagnostics)."""
+        return self._last_error
+
+    def _get_paho_client(self) -> Optional[mqtt.Client]:
+        """The current paho client (tests and diagnostics)."""
+        return self._client
+
+    def _set_connect_auth_info(self, connect_auth_info: ConnectAuthInfo) -> None:
+        """SDK use: switch to new settings (after bootstrap); takes effect on the next attempt."""
+        self._auth = connect_auth_info
+
+    # ---- upstream-named protected helpers -------------------------------------------------------------
+
+    def _is_connecting(self) -> bool:
+        return self._connect_lock.locked()
+
+    def _release_connecting_flag(self) -> None:
+        if self._connect_lock.locked():
+            try:
+                self._connect_lock.release()
+            except RuntimeError:
+                pass
+
+    def _generate_client_id(self, timestamp: str) -> str:
+        """The MQTT client id for an attempt made in hour ``timestamp`` (``YYYYMMDDHH``)."""
+        auth = self._auth
+        if auth.bs_mode == ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID:
+            if auth.auth_type == ConnectAuthInfo.X509_AUTH:
+                return f"{auth.id}_{self.CONNECT_TYPE}_{auth.scope_id}"
+            return f"{auth.id}_{self.CONNECT_TYPE}_{auth.scope_id}_{auth.check_timestamp}_{timestamp}"
+        return f"{auth.id}_{self.CONNECT_TYPE}_{auth.check_timestamp}_{timestamp}"
+
+    def _password(self, timestamp: str) -> Optional[str]:
+        auth = self._auth
+        if auth.auth_type == ConnectAuthInfo.X509_AUTH:
+            return None
+        secret = auth.secret
+        if auth.bs_mode == ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID:
+            try:
+                group_secret = base64.b64decode(secret, validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                raise ValueError("secret: the registration-group secret is not valid base64") from None
+            secret = iot_util.sha256_mac_salt(group_secret, auth.id)
+        return iot_util.sha256_mac(secret, timestamp)
+
+    def _ca_file(self) -> Optional[str]:
+        auth = self._auth
+        if auth.bs_mode in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP, ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
+            return auth.bs_cert_path or auth.iot_cert_path
+        return auth.iot_cert_path
+
+    def _ssl_connect_config(self, ca_certs: Optional[str], cert_file: Optional[str], keyfile: Optional[str]) -> ssl.SSLContext:
+        """An SSLContext that verifies chain and host name, TLS 1.2+, with an optional client cert."""
+        ctx = ssl.create_default_context(cafile=ca_certs) if ca_certs else ssl.create_default_context()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert_file:
+            ctx.load_cert_chain(cert_file, keyfile, password=self._auth.key_password)
+        return ctx
+
+    def _mqtt_with_ssl_connect_config(self, client: mqtt.Client) -> None:
+        auth = self._auth
+        x509 = auth.auth_type == ConnectAuthInfo.X509_AUTH
+        ctx = self._ssl_connect_config(self._ca_file(), auth.cert_path if x509 else None,
+                                       auth.key_path if x509 else None)
+        client.tls_set_context(ctx)
+
+    def _set_callback(self, client: mqtt.Client) -> None:
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+
+    # ---- connecting ---------------------------------------------------------------------------------
+
+    def _host(self) -> str:
+        host = str(self._auth.server_uri)
+        if "://" in host:  # tolerate "ssl://host" as in an upstream docstring
+            host = host.split("://", 1)[1]
+        return host.rstrip("/")
+
+    def _system_topics(self) -> List[str]:
+        subscribe = self._subscribe_system
+        if subscribe is None:
+            subscribe = self._auth.bs_mode == ConnectAuthInfo.BS_MODE_DIRECT_CONNECT
+        return topics.device_downlink_subscriptions(self._auth.id) if subscribe else []
+
+    def _connect_once(self, reconnect: bool) -> int:
+        if not self._connect_lock.acquire(blocking=False):
+            _logger.warning("device %s: a connection attempt is already running", self._auth.id)
+            return self.CONNECT_ERR_NETWORK
+        try:
+            if self._online:
+                return 0  # someone else connected meanwhile: nothing to notify
+            if self._closed.is_set():
+                return self.CONNECT_ERR_NETWORK
+            try:
+                rc, err = self._attempt_connect()
+            except Exception as exc:  # a bug must not kill the reconnect thread; report it as a failure
+                _logger.exception("device %s: unexpected error while connecting", self._auth.id)
+                rc, err = self.CONNECT_ERR_NETWORK, exc
+            self._last_error = err
+            if rc != 0:
+                self._notify_attempt_failed(rc, err)
+            return rc
+        finally:
+            self._connect_lock.release()
+
+    def _attempt_connect(self) -> Tuple[int, Optional[BaseException]]:
+        auth, conf = self._auth, self._conf
+        timeout = float(conf.timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            old, self._client = self._client, None
+        if old is not None:
+            self._retire(old)
+        stamp = codec.utc_hour_stamp()
+        try:
+            client_id = self._generate_client_id(stamp)
+            password = self._password(stamp)
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                                 protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+            client.username_pw_set(auth.id, password)
+            if auth.use_tls():
+                self._mqtt_with_ssl_connect_config(client)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            _logger.error("device %s: cannot prepare the connection: %s", auth.id, exc)
+            return self.CONNECT_ERR_CONFIG, exc
+        inflight = auth.inflight_messages
+        if isinstance(inflight, int) and inflight >= 0:
+            client.max_inflight_messages_set(inflight)
+        client.connect_timeout = max(0.5, timeout)
+        attempt = _Attempt()
+        client.user_data_set(attempt)
+        self._set_callback(client)
+        with self._lock:
+            if self._closed.is_set():
+                return self.CONNECT_ERR_NETWORK, None
+            self._client = client
+            self._attempt = attempt
+            self._pending.clear()
+            self._early_acks.clear()
+        host, port = self._host(), int(auth.port)
+        _logger.info("device %s: connecting to %s:%s (tls=%s)", auth.id, host, port, auth.use_tls())
+        try:
+            client.connect(host, port, int(conf.keep_alive_time))
+        except (OSError, ValueError) as exc:  # refused, unreachable, TLS verification, timeout
+            _logger.warning("device %s: connection to %s:%s failed: %s", auth.id, host, port, exc)
+            self._abandon(client)
+            return self.CONNECT_ERR_NETWORK, exc
+        client.loop_start()
+        with attempt.cond:
+            while attempt.connack is None and not attempt.lost:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                attempt.cond.wait(remaining)
+            code, lost = attempt.connack, attempt.lost
+        if code is None or lost and code == 0:
+            _logger.warning("device %s: no CONNACK within %.1f s", auth.id, timeout)
+            self._abandon(client)
+            return self.CONNECT_ERR_NETWORK, TimeoutError("no CONNACK") if code is None else ConnectionError("connection lost")
+        if code != 0:
+            _logger.error("device %s: connection refused by the server, CONNACK code %s", auth.id, code)
+            self._abandon(client)
+            return code, ConnectionRefusedError(f"CONNACK {code}")
+        # restore subscriptions before anything else goes out, and wait (bounded) for the SUBACKs
+        with self._lock:
+            wanted = [(t, 1) for t in self._system_topics()] + list(self._subscriptions.items())
+        with attempt.cond:
+            for topic, qos in wanted:
+                rc, mid = client.subscribe(topic, qos)
+                if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+                    attempt.sub_mids.add(mid)
+            while attempt.sub_mids and not attempt.lost:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _logger.warning("device %s: %d subscription(s) not acknowledged in time",
+                                    auth.id, len(attempt.sub_mids))
+                    break
+                attempt.cond.wait(remaining)
+            if attempt.lost:
+                self._abandon(client)
+                return self.CONNECT_ERR_NETWORK, ConnectionError("connection lost while subscribing")
+        # flush the offline buffer in order; new publishes keep queueing behind it until we go online
+        while True:
+            with self._lock:
+                if attempt.lost or self._client is not client:
+                    break
+                if not self._buffer:
+                    attempt.established = True
+                    attempt.connected_at = time.monotonic()
+                    self._online = True
+                    reconnect, self._ever_connected = self._ever_connected, True
+                    # queued under the lock so that a quick loss is always reported after this
+                    self._notify_connected(reconnect)
+                    break
+                bm = self._buffer.popleft()
+            if not self._send(client, bm):
+                with self._lock:
+                    self._insert_locked(bm)
+                break
+        if not attempt.established:
+            self._abandon(client)
+            return self.CONNECT_ERR_NETWORK, ConnectionError("connection lost while flushing the buffer")
+        _logger.info("device %s: connected to %s:%s", auth.id, host, port)
+        return 0, None
+
+    def _abandon(self, client: mqtt.Client) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+                self._online = False
+                self._requeue_pending_locked("connection attempt failed")
+        self._retire(client)
+
+    @staticmethod
+    def _retire(client: mqtt.Client) -> None:
+        """Disconnect a paho client and join its network thread (never from that thread)."""
+        try:
+            client.disconnect()
+        except Exception:  # already gone: nothing to do
+            pass
+        try:
+            client.loop_stop()
+        except Exception:
+            _logger.debug("loop_stop failed", exc_info=True)
+        try:  # a client whose TCP connect failed still owns its socket pair
+            client._reset_sockets()  # noqa: SLF001 - paho has no public way to release them
+        except Exception:
+            pass
+
+    def _backoff_seconds(self) -> float:
+        lo = max(1.0, float(self._auth.min_backoff or 1000))
+        hi = max(lo, float(self._auth.max_backoff or lo))
+        cap = min(hi, lo * (2 ** min(self._retry, 30)))
+        return random.uniform(lo, cap) / 1000.0
+
+    def _start_reconnect_thread(self) -> None:
+        with self._lock:
+            if self._closed.is_set() or self._reconnect_thread is not None:
+                return  # a running loop re-checks the state before it exits
+            self._reconnect_thread = threading.Thread(target=self._reconnect_loop, daemon=True,
+                                                      name=f"iot-reconnect-{self._auth.id}")
+            self._reconnect_thread.start()
+
+    def _reconnect_loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if self._closed.is_set() or self._online:
+                    if self._reconnect_thread is me:
+                        self._reconnect_thread = None
+                    return
+            delay = self._backoff_seconds()
+            self._retry += 1
+            _logger.info("device %s: reconnecting in %.2f s (attempt %d)", self._auth.id, delay, self._retry)
+            if self._closed.wait(delay):
+                continue
+            rc = self._connect_once(reconnect=True)
+            if rc in self.NON_RETRYABLE_CODES:
+                _logger.error("device %s: reconnect refused with code %s; giving up", self._auth.id, rc)
+                with self._lock:
+                    if self._reconnect_thread is me:
+                        self._reconnect_thread = None
+                return
+
+    # ---- publishing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_message(raw: Any) -> Optional[str]:
+        topic = getattr(raw, "topic", None)
+        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
+            return f"invalid topic {topic!r}"
+        if getattr(raw, "qos", None) not in (0, 1):
+            return f"invalid qos {getattr(raw, 'qos', None)!r} (0 or 1)"
+        if not isinstance(raw.payload, (str, bytes, bytearray, type(None), int, float)):
+            return f"payload of type {type(raw.payload).__name__} (str or bytes expected)"
+        return None
+
+    def _send(self, client: mqtt.Client, bm: BufferMessage) -> bool:
+        """Hand ``bm`` to paho. False when paho did not take it (no connection); True otherwise."""
+        raw = bm.raw_message
+        try:
+            info = client.publish(raw.topic, raw.payload, raw.qos)
+        except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
+            self._fail(bm, PublishError.REASON_INVALID, f"publish rejected: {exc}", exc)
+            return True
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("publish mid=%s topic=%s payload=%s", info.mid, raw.topic, redact_payload(raw.payload))
+        with self._lock:
+            acked = self._early_acks.pop(info.mid, None) is not None
+            if not acked:
+                if self._client is not client:  # the link died between publish() and here
+                    self._insert_locked(bm)
+                    return True
+                self._pending[info.mid] = bm
+        if acked:
+            self._succeed(bm, info.mid)
+        return True
+
+    def _buffer_or_fail_locked(self, bm: BufferMessage, why: str) -> None:
+        if self._closed.is_set():
+            self._fail(bm, PublishError.REASON_CLOSED, "the connection is closed")
+            return
+        limit = self._auth.max_buffer_message or 0
+        if limit <= 0:
+            self._fail(bm, PublishError.REASON_OFFLINE, f"{why} and the offline buffer is disabled")
+            return
+        self._insert_locked(bm)
+
+    def _insert_locked(self, bm: BufferMessage) -> None:
+        """Put ``bm`` in the buffer at its place by sequence number; drop the oldest when full."""
+        limit = self._auth.max_buffer_message or 0
+        if limit <= 0:
+            self._fail(bm, PublishError.REASON_OFFLINE, "connection lost and the offline buffer is disabled")
+            return
+        buf = self._buffer
+        if not buf or buf[-1].seq < bm.seq:
+            buf.append(bm)
+        else:
+            idx = next(i for i, b in enumerate(buf) if b.seq > bm.seq)
+            buf.insert(idx, bm)
+        while len(buf) > limit:
+            oldest = buf.popleft()
+            self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
+                       f"offline buffer full ({limit}); oldest message dropped")
+
+    def _requeue_pending_locked(self, why: str) -> None:
+        pending = sorted(self._pending.values(), key=lambda b: b.seq)
+        self._pending.clear()
+        for bm in pending:
+            self._insert_locked(bm)
+
+    def _succeed(self, bm: BufferMessage, mid: int) -> None:
+        if bm.handle is not None:
+            bm.handle._set_success(mid)
+        listener = bm.listener
+        if listener is not None:
+            self._dispatcher.submit(self._call_success, listener, f"publish message success, mid = {mid}")
+
+    def _fail(self, bm: BufferMessage, reason: str, text: str, cause: Optional[BaseException] = None) -> None:
+        exc = PublishError(reason, text)
+        if cause is not None:
+            exc.__cause__ = cause
+        topic = getattr(bm.raw_message, "topic", "?")
+        if reason in (PublishError.REASON_OFFLINE, PublishError.REASON_CLOSED):
+            _logger.info("publish to %s not sent: %s", topic, text)
+        else:
+            _logger.warning("publish to %s failed: %s", topic, text)
+        if bm.handle is not None:
+            bm.handle._set_failure(exc)
+        listener = bm.listener
+        if listener is not None:
+            self._dispatcher.submit(listener.on_failure, text, exc)
+
+    @staticmethod
+    def _call_success(listener: ActionListener, message: str) -> None:
+        listener.on_success(message=message)
+
+    def _run_handle_callback(self, fn, handle: PublishHandle) -> None:
+        if not self._dispatcher.submit(fn, handle):
+            try:
+                fn(handle)
+            except Exception:
+                _logger.exception("publish handle callback raised")
+
+    # ---- notifications ---------------------------------------------------------------------------
+
+    def _notify_connected(self, reconnect: bool) -> None:
+        uri = str(self._auth.server_uri)
+        for listener in list(self._connect_listeners):
+            self._dispatcher.submit(listener.connect_complete, reconnect, uri)
+        for listener in self._action_listeners():
+            self._dispatcher.submit(self._call_action_success, listener)
+
+    def _notify_attempt_failed(self, rc: int, err: Optional[BaseException]) -> None:
+        for listener in self._action_listeners():
+            self._dispatcher.submit(self._call_action_failure, listener, rc, err)
+
+    def _action_listeners(self) -> List[ConnectActionListener]:
+        out = list(self._internal_action_listeners)
+        if self._connect_action_listener is not None:
+            out.append(self._connect_action_listener)
+        return out
+
+    @staticmethod
+    def _call_action_success(listener: ConnectActionListener) -> None:
+        listener.on_success(token=0)
+
+    @staticmethod
+    def _call_action_failure(listener: ConnectActionListener, rc: int, err: Optional[BaseException]) -> None:
+        listener.on_failure(token=rc, err=err)
+
+    # ---- paho callbacks (network thread: never block, never call user code) -----------------------------
+
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
+        attempt: _Attempt = userdata
+        code = 0
+        if getattr(rc, "is_failure", False):
+            code = _CONNACK_BY_NAME.get(str(rc)) or _CONNACK_BY_VALUE.get(getattr(rc, "value", -1), 3)
+        with attempt.cond:
+            attempt.connack = code
+            attempt.cond.notify_all()
+
+    def _on_subscribe(self, client, userdata, mid, reason_code_list, properties=None):
+        attempt: _Attempt = userdata
+        for rc in reason_code_list or []:
+            if getattr(rc, "is_failure", False):
+                _logger.error("device %s: a subscription was refused by the broker (%s)", self._auth.id, rc)
+        with attempt.cond:
+            attempt.sub_mids.discard(mid)
+            attempt.cond.notify_all()
+
+    def _on_disconnect(self, client, userdata, disconnect_flags, rc, properties=None):
+        attempt: _Attempt = userdata
+        with attempt.cond:
+            attempt.lost = True
+            attempt.cond.notify_all()
+        with self._lock:
+            if client is not self._client or self._closed.is_set():
+                return  # a retired client or the user's own close(): nothing to recover
+            was_established = attempt.established
+            self._online = False
+            self._requeue_pending_locked("connection lost")
+            self._drained.notify_all()
+            if was_established and time.monotonic() - attempt.connected_at >= self.STABLE_CONNECTION_SECONDS:
+                self._retry = 0
+            if not was_established:
+                return  # the connecting thread handles a failure during its own attempt
+            cause = str(rc)
+            _logger.warning("device %s: connection lost (%s)", self._auth.id, cause)
+            for listener in list(self._connect_listeners):
+                self._dispatcher.submit(listener.connection_lost, cause)
+        if self._auth.reconnect_on_failure:
+            self._start_reconnect_thread()
+
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
+        with self._lock:
+            if client is not self._client:
+                return
+            bm = self._pending.pop(mid, None)
+            if not self._pending:
+                self._drained.notify_all()
+            if bm is None:  # ack raced the registration in _send(): remember it briefly
+                now = time.monotonic()
+                if len(self._early_acks) > 64:
+                    self._early_acks = {m: t for m, t in self._early_acks.items() if now - t < 10}
+                self._early_acks[mid] = now
+                return
+        self._succeed(bm, mid)
+
+    def _on_message(self, client, userdata, msg):
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("received topic=%s payload=%s", msg.topic, redact_payload(msg.payload))
+        listener = self._raw_msg_listener
+        if listener is None:
+            return
+        self._dispatcher.submit(listener.on_message_received, RawMessage(msg.topic, msg.payload, msg.qos))

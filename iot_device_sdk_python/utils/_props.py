@@ -1,0 +1,16 @@
+"""Tiny helper for the upstream style of data holders: a read/write property backed by ``_name``."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def rw(attr: str, doc: str = "") -> property:
+    """A property reading and writing ``self.<attr>``."""
+
+    def getter(self) -> Any:
+        return getattr(self, attr)
+
+    def setter(self, value: Any) -> None:
+        setattr(self, attr, value)
+
+    return property(getter, setter, doc=doc)
