@@ -1,0 +1,70 @@
+"""Helpers shared by the gateway data classes (internal).
+
+Upstream writes every field as a read/write ``property`` backed by ``_name``; :func:`rw` builds such a
+property so the classes stay short. The ``as_*`` helpers turn untrusted platform values into the
+expected type without raising, because a malformed notification must never crash the handler.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def rw(name: str, doc: str = "") -> property:
+    """A read/write property stored in the instance attribute ``_<name>``."""
+    attr = "_" + name
+
+    def fget(self):
+        return getattr(self, attr)
+
+    def fset(self, value):
+        setattr(self, attr, value)
+
+    return property(fget, fset, doc=doc or name)
+
+
+def as_text(value: Any, default: Optional[str] = "") -> Optional[str]:
+    """``value`` as ``str``; numbers are converted, ``None`` and anything else give ``default``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, (int, float)):
+        return str(value)
+    return default
+
+
+def as_int(value: Any, default: Optional[int] = 0) -> Optional[int]:
+    """``value`` as ``int`` (numeric strings accepted); anything else gives ``default``."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return default
+    return default
+
+
+def as_list(value: Any) -> list:
+    """``value`` when it is a list, else an empty list (the platform may send ``null``)."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> Optional[dict]:
+    """``value`` when it is a dict, else ``None``."""
+    return value if isinstance(value, dict) else None
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` with nested objects that have ``to_dict()`` converted, so ``json.dumps`` accepts it."""
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return to_plain(value.to_dict())
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
