@@ -49,6 +49,10 @@ class ConnectAuthInfo:
         self._max_buffer_message: int = 0
         self._inflight_messages: int = 20
         self._auto_report_device_info: bool = False
+        # (added by reliability helper) durable offline queue and half-open link detection
+        self._offline_queue_path: Optional[str] = None
+        self._offline_queue_max: Optional[int] = None
+        self._ack_timeout: Optional[float] = None
 
     id = rw("_id", "Device id (``{product_id}_{node_id}``); also the MQTT username.")
     auth_type = rw("_auth_type", "SECRET_AUTH (0) or X509_AUTH (1).")
@@ -81,6 +85,20 @@ class ConnectAuthInfo:
     inflight_messages = rw("_inflight_messages", "Max QoS 1 messages in flight (paho max_inflight_messages).")
     auto_report_device_info = rw("_auto_report_device_info",
                                  "Publish the ``$sdk_info`` event after every successful connect.")
+
+    # (added by reliability helper)
+    offline_queue_path = rw("_offline_queue_path",
+                            "sqlite3 file that keeps the offline buffer on disk (None = memory only). Buffered "
+                            "messages survive a crash and are sent first, in order, by the next process using "
+                            "the same file. Bounded by ``offline_queue_max``; ``max_buffer_message`` is then "
+                            "not used. See doc/reliability.md.")
+    offline_queue_max = rw("_offline_queue_max",
+                           "Bound of the durable offline queue (None = 10000). When full, the OLDEST message is "
+                           "dropped, removed from the file and its listener/handle failed (buffer_overflow).")
+    ack_timeout = rw("_ack_timeout",
+                     "Seconds without any PUBACK while QoS 1 messages are in flight after which the link is "
+                     "deemed half-open and dropped (messages re-queued, reconnect). None = off: only the "
+                     "MQTT keep-alive (up to 2 x keep_alive_time) detects a dead link.")
 
     def use_tls(self) -> bool:
         """Whether the connection uses TLS: ``tls`` when set, else True unless the port is 1883."""
