@@ -1,7 +1,369 @@
-"""PLACEHOLDER written by the lead so that AbstractDevice can import it; the owning helper replaces it."""
+"""``FileManagerService``: the ``$file_manager`` system service (file upload/download through OBS).
+
+Upstream API kept: ``upload_file`` / ``download_file`` register a local path and ask the platform for a
+URL; the :class:`FileManagerListener` gets the :class:`UrlInfo` and the application does the HTTP transfer
+and calls ``report_upload_result`` / ``report_download_result``.
+
+Fixed against upstream: the caller's ``file_attributes`` are sent as given (upstream sent ``{}``); the same
+file name can be uploaded or downloaded again (upstream ignored it forever); ``UrlInfo.file_attributes``
+is parsed.
+
+Beyond upstream: :meth:`FileManagerService.transfer_upload` and :meth:`FileManagerService.transfer_download`
+do the whole job on a worker thread — ask for the URL, HTTP PUT/GET with TLS verification, check size and
+SHA-256, report the result — and return a ``Future``. For those transfers the listener is not called
+(it would transfer the file a second time); plain ``upload_file``/``download_file`` keep calling it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from iot_device_sdk_python.filemanager.file_manager_listener import FileManagerListener
+from iot_device_sdk_python.filemanager.url_info import UrlInfo
+from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.service.abstract_service import AbstractService
+from iot_device_sdk_python.transfer import http_transfer
+from iot_device_sdk_python.transfer.http_transfer import TransferError
+
+_LOG = logging.getLogger(__name__)
+
+_UPLOAD = "upload"
+_DOWNLOAD = "download"
+
+
+@dataclass
+class FileTransferResult:
+    """Outcome of a successful :meth:`FileManagerService.transfer_upload` / ``transfer_download``."""
+
+    object_name: str
+    file_path: str
+    status_code: int
+    size: int
+    sha256: str
+
+
+class FileTransferError(Exception):
+    """A managed transfer failed (the failure was reported to the platform when a URL had been granted).
+
+    ``status_code`` is the HTTP status when the object store answered, ``kind`` a ``TransferError`` kind
+    (or ``"url_timeout"`` when the platform never granted a URL).
+    """
+
+    def __init__(self, message: str, status_code: Optional[int] = None, kind: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.kind = kind
+
+
+@dataclass
+class _Pending:
+    direction: str
+    file_name: str
+    file_path: str
+    file_attributes: Optional[dict]
+    ca_file: Optional[str]
+    timeout: float
+    future: Future
+    timer: Optional[threading.Timer] = None
 
 
 class FileManagerService(AbstractService):
+    """The ``$file_manager`` service registered on every device (``device.get_file_manager_service()``)."""
+
+    _SERVICE_ID = "$file_manager"
+
     def __init__(self) -> None:
         super().__init__()
+        self._listener: Optional[FileManagerListener] = None
+        self._upload_file_dict: Dict[str, str] = {}
+        self._download_file_dict: Dict[str, str] = {}
+        self._pending: List[_Pending] = []
+        self._lock = threading.Lock()
+
+    # ---- state and listener ---------------------------------------------------------------------
+
+    @property
+    def upload_file_dict(self) -> Dict[str, str]:
+        """file name → local path of the files registered for upload (a copy)."""
+        with self._lock:
+            return dict(self._upload_file_dict)
+
+    @property
+    def download_file_dict(self) -> Dict[str, str]:
+        """file name → local path of the files registered for download (a copy)."""
+        with self._lock:
+            return dict(self._download_file_dict)
+
+    def get_listener(self) -> Optional[FileManagerListener]:
+        """The listener set with :meth:`set_listener`, or None."""
+        return self._listener
+
+    def set_listener(self, listener: FileManagerListener) -> None:
+        """Set the listener that receives upload/download URLs for ``upload_file``/``download_file``."""
+        if listener is not None and not isinstance(listener, FileManagerListener) and not (
+                callable(getattr(listener, "on_upload_url", None))
+                and callable(getattr(listener, "on_download_url", None))):
+            _LOG.error("set_listener: %s is not a FileManagerListener; ignored", type(listener).__name__)
+            return
+        self._listener = listener
+
+    # ---- upstream API ------------------------------------------------------------------------------
+
+    def upload_file(self, file_name: str, file_path: str, file_attributes: Optional[dict] = None):
+        """Register ``file_path`` under ``file_name`` (replacing an earlier one) and ask for an upload URL.
+
+        Without ``file_attributes`` the SHA-256 and size of the file are sent. Returns the publish handle.
+        """
+        with self._lock:
+            self._upload_file_dict[file_name] = file_path
+        return self.get_upload_file_url(file_name, file_attributes)
+
+    def get_upload_file_url(self, file_name: str, file_attributes: Optional[dict] = None, listener=None):
+        """Publish ``get_upload_url`` for ``file_name``.
+
+        ``file_attributes`` are sent exactly as given; when None and the name was registered with
+        :meth:`upload_file`, ``{"hash_code": sha256_hex, "size": bytes}`` of that file is sent.
+        Returns the publish handle.
+        """
+        paras: dict = {"file_name": file_name}
+        attrs = file_attributes
+        if attrs is None:
+            with self._lock:
+                path = self._upload_file_dict.get(file_name)
+            if path is not None:
+                attrs = self._attributes_of(path)
+        if attrs is not None:
+            paras["file_attributes"] = attrs
+        return self._report("get_upload_url", paras, listener)
+
+    def download_file(self, file_name: str, file_path: str, file_attributes: Optional[dict] = None):
+        """Register ``file_path`` as the destination of ``file_name`` and ask for a download URL.
+
+        Returns the publish handle.
+        """
+        with self._lock:
+            self._download_file_dict[file_name] = file_path
+        return self.get_download_file_url(file_name, file_attributes)
+
+    def get_download_file_url(self, file_name: str, file_attributes: Optional[dict] = None, listener=None):
+        """Publish ``get_download_url`` for ``file_name`` (``file_attributes`` sent as given when not None).
+
+        Returns the publish handle.
+        """
+        paras: dict = {"file_name": file_name}
+        if file_attributes is not None:
+            paras["file_attributes"] = file_attributes
+        return self._report("get_download_url", paras, listener)
+
+    def report_upload_result(self, object_name: str, result_code: int, status_code: Optional[int] = None,
+                             status_description: Optional[str] = None, listener=None):
+        """Publish ``upload_result_report`` (``result_code`` 0 success, 1 failure). Returns the publish handle."""
+        return self._report("upload_result_report",
+                            self._result_paras(object_name, result_code, status_code, status_description), listener)
+
+    def report_download_result(self, object_name: str, result_code: int, status_code: Optional[int] = None,
+                               status_description: Optional[str] = None, listener=None):
+        """Publish ``download_result_report`` (``result_code`` 0 success, 1 failure). Returns the publish handle."""
+        return self._report("download_result_report",
+                            self._result_paras(object_name, result_code, status_code, status_description), listener)
+
+    def on_event(self, device_event) -> None:
+        """Handle ``get_upload_url_response`` / ``get_download_url_response`` (dispatcher thread).
+
+        A response that matches a pending managed transfer starts it on a worker thread; any other goes
+        to the listener (``on_upload_url`` / ``on_download_url``).
+        """
+        event_type = getattr(device_event, "event_type", None)
+        paras = getattr(device_event, "paras", None)
+        if event_type not in ("get_upload_url_response", "get_download_url_response"):
+            _LOG.warning("unknown $file_manager event type %r; ignored", event_type)
+            return
+        if not isinstance(paras, dict) or not isinstance(paras.get("url"), str) or not paras.get("url"):
+            _LOG.error("$file_manager %s without a url; ignored", event_type)
+            return
+        url_info = UrlInfo()
+        url_info.convert_from_dict(paras)
+        direction = _UPLOAD if event_type == "get_upload_url_response" else _DOWNLOAD
+        pending = self._take_pending(direction, url_info)
+        if pending is not None:
+            threading.Thread(target=self._run_transfer, args=(pending, url_info),
+                             name=f"file-{direction}", daemon=True).start()
+            return
+        listener = self._listener
+        if listener is None:
+            _LOG.warning("$file_manager %s received but no FileManagerListener is set; ignored", event_type)
+            return
+        try:
+            if direction == _UPLOAD:
+                listener.on_upload_url(url_info)
+            else:
+                listener.on_download_url(url_info)
+        except Exception:
+            _LOG.exception("FileManagerListener failed on %s", event_type)
+
+    # ---- managed transfers (beyond upstream) -----------------------------------------------------------
+
+    def transfer_upload(self, file_name: str, file_path: str, file_attributes: Optional[dict] = None, *,
+                        ca_file: Optional[str] = None, timeout: float = 60.0,
+                        url_timeout: float = 30.0) -> "Future[FileTransferResult]":
+        """Upload ``file_path`` as ``file_name`` end to end; returns a ``Future`` of :class:`FileTransferResult`.
+
+        Asks for an upload URL (``file_attributes`` as given, else the file's SHA-256 and size), PUTs the
+        file with TLS verified against ``ca_file`` (None: default CAs), then reports the result (0 on a 2xx,
+        else 1 with the HTTP status). The future raises :class:`FileTransferError` on failure, also when no
+        URL arrives within ``url_timeout`` seconds.
+        """
+        with self._lock:
+            self._upload_file_dict[file_name] = file_path
+        attrs = file_attributes if file_attributes is not None else self._attributes_of(file_path)
+        return self._start_managed(_UPLOAD, file_name, file_path, attrs, ca_file, timeout, url_timeout,
+                                   lambda: self.get_upload_file_url(file_name, attrs))
+
+    def transfer_download(self, file_name: str, file_path: str, file_attributes: Optional[dict] = None, *,
+                          ca_file: Optional[str] = None, timeout: float = 60.0,
+                          url_timeout: float = 30.0) -> "Future[FileTransferResult]":
+        """Download ``file_name`` to ``file_path`` end to end; returns a ``Future`` of :class:`FileTransferResult`.
+
+        Asks for a download URL, GETs it (TLS verified, resumed after a cut), checks size and SHA-256
+        against the attributes the platform echoed (or the caller's ``file_attributes``), removes the file
+        on a mismatch, and reports the result. The future raises :class:`FileTransferError` on failure.
+        """
+        with self._lock:
+            self._download_file_dict[file_name] = file_path
+        return self._start_managed(_DOWNLOAD, file_name, file_path, file_attributes, ca_file, timeout,
+                                   url_timeout, lambda: self.get_download_file_url(file_name, file_attributes))
+
+    def on_destroy(self) -> None:
+        """Called by ``AbstractDevice.destroy()``: fail the transfers still waiting for a URL."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for p in pending:
+            if p.timer is not None:
+                p.timer.cancel()
+            if not p.future.done():
+                p.future.set_exception(FileTransferError("device destroyed", kind="cancelled"))
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _attributes_of(path: str) -> Optional[dict]:
+        try:
+            return {"hash_code": http_transfer.sha256_file(path), "size": os.path.getsize(path)}
+        except OSError as exc:
+            _LOG.error("cannot read %s for its attributes: %s", path, exc.strerror)
+            return None
+
+    @staticmethod
+    def _result_paras(object_name, result_code, status_code, status_description) -> dict:
+        paras = {"object_name": object_name, "result_code": result_code}
+        if status_code is not None:
+            paras["status_code"] = status_code
+        if status_description is not None:
+            paras["status_description"] = status_description
+        return paras
+
+    def _report(self, event_type: str, paras: dict, listener=None):
+        from iot_device_sdk_python.client.request.device_event import DeviceEvent
+
+        device = self.get_iot_device()
+        if device is None:
+            raise RuntimeError("FileManagerService is not attached to a device")
+        event = DeviceEvent()
+        event.service_id = self.service_id or self._SERVICE_ID
+        event.event_type = event_type
+        event.event_time = codec.event_time()
+        event.paras = paras
+        return device.get_client().report_event(event, listener)
+
+    def _start_managed(self, direction, file_name, file_path, attrs, ca_file, timeout, url_timeout, ask) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        pending = _Pending(direction, file_name, file_path, attrs, ca_file, timeout, future)
+        timer = threading.Timer(url_timeout, self._url_timed_out, args=(pending,))
+        timer.daemon = True
+        pending.timer = timer
+        with self._lock:
+            self._pending.append(pending)
+        timer.start()
+        try:
+            ask()
+        except Exception as exc:
+            self._drop_pending(pending)
+            future.set_exception(FileTransferError(f"could not request a {direction} URL: {exc}", kind="publish"))
+        return future
+
+    def _drop_pending(self, pending: _Pending) -> bool:
+        with self._lock:
+            try:
+                self._pending.remove(pending)
+            except ValueError:
+                return False
+        if pending.timer is not None:
+            pending.timer.cancel()
+        return True
+
+    def _url_timed_out(self, pending: _Pending) -> None:
+        if self._drop_pending(pending) and not pending.future.done():
+            pending.future.set_exception(FileTransferError(
+                f"no {pending.direction} URL for {pending.file_name!r} from the platform", kind="url_timeout"))
+
+    def _take_pending(self, direction: str, url_info: UrlInfo) -> Optional[_Pending]:
+        name = url_info.object_name if isinstance(url_info.object_name, str) else ""
+        with self._lock:
+            candidates = [p for p in self._pending if p.direction == direction]
+            chosen = next((p for p in candidates if p.file_name == name), None)
+            if chosen is None and name:
+                chosen = next((p for p in candidates if name.endswith("/" + p.file_name)), None)
+            if chosen is None and not name and len(candidates) == 1:
+                chosen = candidates[0]
+            if chosen is not None:
+                self._pending.remove(chosen)
+        if chosen is not None and chosen.timer is not None:
+            chosen.timer.cancel()
+        return chosen
+
+    def _run_transfer(self, pending: _Pending, url_info: UrlInfo) -> None:
+        object_name = url_info.object_name or pending.file_name
+        report = self.report_upload_result if pending.direction == _UPLOAD else self.report_download_result
+        try:
+            if pending.direction == _UPLOAD:
+                status = http_transfer.upload(url_info.url, pending.file_path, ca_file=pending.ca_file,
+                                              timeout=pending.timeout)
+                size = os.path.getsize(pending.file_path)
+                digest = http_transfer.sha256_file(pending.file_path)
+            else:
+                attrs = url_info.file_attributes or pending.file_attributes or {}
+                expected_size = attrs.get("size") if isinstance(attrs.get("size"), int) else None
+                expected_hash = attrs.get("hash_code") if isinstance(attrs.get("hash_code"), str) else None
+                directory = os.path.dirname(os.path.abspath(pending.file_path))
+                os.makedirs(directory, exist_ok=True)
+                res = http_transfer.download(url_info.url, pending.file_path, ca_file=pending.ca_file,
+                                             timeout=pending.timeout, expected_size=expected_size,
+                                             expected_sha256=expected_hash)
+                status, size, digest = res.status_code, res.size, res.sha256
+        except (TransferError, OSError) as exc:
+            status_code = getattr(exc, "status_code", None)
+            kind = getattr(exc, "kind", "io")
+            message = str(exc) if isinstance(exc, TransferError) else f"local file error: {exc.strerror}"
+            _LOG.error("%s of %r failed: %s", pending.direction, pending.file_name, message)
+            self._safe_report(report, object_name, 1, status_code, message)
+            pending.future.set_exception(FileTransferError(message, status_code, kind))
+            return
+        except Exception as exc:
+            _LOG.exception("%s of %r failed unexpectedly", pending.direction, pending.file_name)
+            self._safe_report(report, object_name, 1, None, f"internal error: {type(exc).__name__}")
+            pending.future.set_exception(FileTransferError(f"internal error: {type(exc).__name__}", kind="internal"))
+            return
+        self._safe_report(report, object_name, 0, status, "success")
+        pending.future.set_result(FileTransferResult(object_name, pending.file_path, status, size, digest))
+
+    @staticmethod
+    def _safe_report(report, object_name, result_code, status_code, description) -> None:
+        try:
+            report(object_name, result_code, status_code, description)
+        except Exception as exc:
+            _LOG.warning("could not report the %s result of %r: %s", "transfer", object_name, exc)

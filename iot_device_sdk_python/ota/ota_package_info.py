@@ -1,0 +1,75 @@
+"""``OTAPackageInfo``: the paras of ``firmware_upgrade`` / ``software_upgrade`` (v1, package on IoTDA)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def _rw(name: str, doc: str) -> property:
+    attr = "_" + name
+
+    def fget(self):
+        return getattr(self, attr)
+
+    def fset(self, value):
+        setattr(self, attr, value)
+
+    return property(fget, fset, doc=doc)
+
+
+class OTAPackageInfo:
+    """An upgrade package hosted on IoTDA: download ``url`` with ``Authorization: Bearer {access_token}``.
+
+    ``sign`` is the SHA-256 hex of the package, ``file_size`` its size in bytes, ``expires`` the token
+    validity in seconds.
+    """
+
+    _FIELDS = ("url", "version", "sign", "file_size", "file_name", "access_token", "expires",
+               "custom_info", "sub_device_count", "task_id", "task_ext_info")
+    _ALWAYS = ("url", "version", "file_size", "file_name", "access_token", "expires", "sign")
+
+    url = _rw("url", "Download URL (HTTPS).")
+    version = _rw("version", "Target version of the package.")
+    sign = _rw("sign", "SHA-256 hex digest of the package.")
+    file_size = _rw("file_size", "Package size in bytes.")
+    file_name = _rw("file_name", "Package file name.")
+    access_token = _rw("access_token", "Temporary bearer token for the download (a secret: never log it).")
+    expires = _rw("expires", "Token validity in seconds.")
+    custom_info = _rw("custom_info", "Custom info attached to the package.")
+    sub_device_count = _rw("sub_device_count", "Number of sub-devices in a gateway task.")
+    task_id = _rw("task_id", "Upgrade task id.")
+    task_ext_info = _rw("task_ext_info", "Task extension info.")
+
+    def __init__(self) -> None:
+        self._url = ""
+        self._version = ""
+        self._sign = ""
+        self._file_size: Optional[int] = None
+        self._file_name = ""
+        self._access_token = ""
+        self._expires: Optional[int] = None
+        self._custom_info: Any = None
+        self._sub_device_count: Optional[int] = None
+        self._task_id: Optional[str] = None
+        self._task_ext_info: Any = None
+
+    def to_dict(self) -> dict:
+        """The JSON paras: the 7 core keys always, the task keys when not None."""
+        d = {k: getattr(self, k) for k in self._ALWAYS}
+        for k in ("custom_info", "task_id", "sub_device_count", "task_ext_info"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        return d
+
+    def convert_from_dict(self, json_dict: dict) -> None:
+        """Copy every known key present in ``json_dict``."""
+        if not isinstance(json_dict, dict):
+            return
+        for key in self._FIELDS:
+            if key in json_dict:
+                setattr(self, "_" + key, json_dict[key])
+
+    def __repr__(self) -> str:
+        # the token and the URL's query are secrets: keep them out of reprs (and so out of logs)
+        from iot_device_sdk_python.transfer.http_transfer import redact_url
+        return (f"{type(self).__name__}(version={self._version!r}, file_name={self._file_name!r}, "
+                f"file_size={self._file_size!r}, url={redact_url(self._url)!r}, task_id={self._task_id!r})")
