@@ -2,7 +2,9 @@
 
 Devices connect here (plain TCP and TLS). The front reads the CONNECT, asks its authenticator, answers
 the CONNACK itself on refusal, and on acceptance opens a connection to Mosquitto, forwards the CONNECT
-(with the username set to the authenticated device id) and then every packet both ways unchanged.
+(with the username set to the authenticated device id) and then every packet both ways unchanged,
+except that device PUBLISH packets are checked against IoTDA's limits when :class:`FrontLimits` are set
+(QoS 2 / RETAIN / > 1 MB close the link; an upstream rate limit drops and counts the excess).
 It runs an asyncio loop in its own daemon thread; the public methods are thread-safe.
 """
 from __future__ import annotations
@@ -32,6 +34,31 @@ _UPLINK_KINDS = frozenset({topics.MESSAGES_UP, topics.COMMAND_RESPONSE, topics.P
                            topics.GATEWAY_PROPERTIES_REPORT, topics.PROPERTIES_SET_RESPONSE,
                            topics.PROPERTIES_GET_RESPONSE, topics.SHADOW_GET, topics.EVENTS_UP,
                            topics.BOOTSTRAP_UP})
+
+MAX_PUBLISH_PAYLOAD = 1024 * 1024   # iotda-protocol.md §1.5: larger publishes are rejected
+
+
+@dataclass
+class FrontLimits:
+    """IoTDA's per-connection publish limits (``iotda-protocol.md`` §1.5) enforced on device uplinks.
+
+    ``strict``: a PUBLISH with QoS 2, the RETAIN flag or a payload above ``max_payload`` bytes closes the
+    connection (MQTT 5 devices first get a DISCONNECT with the reason code). ``rate_limit``: at most this
+    many PUBLISH per second per device connection (burst of one second); excess ones are acknowledged,
+    dropped and counted per device, as IoTDA throttles. None = no rate limit.
+    """
+
+    strict: bool = True
+    max_payload: int = MAX_PUBLISH_PAYLOAD
+    rate_limit: Optional[float] = None
+
+    @property
+    def active(self) -> bool:
+        return self.strict or bool(self.rate_limit)
+
+
+#: ``on_violation(device_id, reason, topic, details)``: a link was closed for breaking a limit.
+ViolationCallback = Callable[[str, str, str, dict], None]
 
 CLIENT_ID_RE = re.compile(r"^(?P<device_id>[A-Za-z0-9_\-]{1,128})_0_(?P<sign_type>[01])_(?P<ts>\d{10})$")
 
@@ -139,6 +166,9 @@ class _Link:
         self.ready = False
         self.ready_timer: Optional[asyncio.TimerHandle] = None
         self.connected_at = time.time()
+        self.tokens = 0.0            # rate limit bucket (PUBLISH allowed now)
+        self.tokens_at = 0.0         # monotonic time of the last refill
+        self.throttle_logged = False
 
     def abort(self) -> None:
         """Close both sides at once (RST where possible)."""
@@ -170,7 +200,8 @@ class AccessFront:
                  on_ready: Optional[Callable[[str], None]] = None,
                  on_offline: Optional[Callable[[str], None]] = None,
                  ready_topics: Optional[Callable[[str], List[str]]] = None,
-                 ready_timeout: float = 1.5, connect_timeout: float = 10.0, name: str = "access-front") -> None:
+                 ready_timeout: float = 1.5, connect_timeout: float = 10.0, name: str = "access-front",
+                 limits: Optional[FrontLimits] = None, on_violation: Optional[ViolationCallback] = None) -> None:
         self.broker_address = broker_address
         self.authenticator = authenticator
         self.host = host
@@ -192,6 +223,11 @@ class AccessFront:
         self._links: Dict[str, _Link] = {}
         self._conn_tasks: Set[asyncio.Task] = set()
         self._fault_delay: Dict[str, float] = {}
+        #: uplink limits (None = forward everything); may be replaced before links are made
+        self.limits = limits
+        self.on_violation = on_violation
+        self._throttled: Dict[str, int] = {}
+        self._violation_logged: Set[Tuple[str, str]] = set()
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self) -> "AccessFront":
@@ -308,6 +344,11 @@ class AccessFront:
         """Device ids with a link through this front."""
         return list(self._call(lambda: list(self._links)) or [])
 
+    def throttled(self, device_id: Optional[str] = None) -> int:
+        """PUBLISH packets dropped by the rate limit: of ``device_id``, or of every device when None."""
+        counts = dict(self._throttled)  # plain dict reads are atomic enough for counters
+        return counts.get(device_id, 0) if device_id is not None else sum(counts.values())
+
     # ---- connections ------------------------------------------------------------------------------
     def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
         task = asyncio.ensure_future(self._handle(reader, writer, tls))
@@ -410,7 +451,7 @@ class AccessFront:
         up_q: asyncio.Queue = asyncio.Queue()
         down_q: asyncio.Queue = asyncio.Queue()
         tasks = [asyncio.ensure_future(c) for c in (
-            self._read_side(link, reader, up_q, True), self._write_side(link, b_writer, up_q),
+            self._read_side(link, reader, up_q, True, down_q), self._write_side(link, b_writer, up_q),
             self._read_side(link, b_reader, down_q, False, up_q), self._write_side(link, writer, down_q),
             link.closed.wait())]
         try:
@@ -422,11 +463,24 @@ class AccessFront:
 
     async def _read_side(self, link: _Link, reader: asyncio.StreamReader, q: asyncio.Queue, upstream: bool,
                          ack_q: Optional[asyncio.Queue] = None) -> None:
+        limits = self.limits if upstream and self.limits is not None and self.limits.active else None
         try:
             while True:
-                pkt = await mp.read_packet(reader)
+                try:
+                    pkt = await mp.read_packet(reader)
+                except mp.PacketTooLarge as exc:
+                    if limits is not None and limits.strict and exc.first_byte >> 4 == mp.PUBLISH:
+                        await self._violate(link, "payload_too_large", "", exc.first_byte, size=exc.length)
+                    raise
                 if pkt is None:
                     break
+                if limits is not None and pkt.first_byte >> 4 == mp.PUBLISH:
+                    if limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
+                        if await self._check_strict(link, pkt, limits):
+                            break
+                    if limits.rate_limit and not self._take_token(link, limits.rate_limit):
+                        self._throttle(link, pkt, ack_q)
+                        continue
                 if upstream and pkt.type == mp.SUBSCRIBE:
                     try:
                         pid, filters = mp.parse_subscribe(pkt.body, link.level)
@@ -450,6 +504,81 @@ class AccessFront:
                          link.device_id, type(exc).__name__)
         q.put_nowait((time.monotonic() + link.delay, None))
         await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
+
+    # ---- uplink limits ------------------------------------------------------------------------------
+    async def _check_strict(self, link: _Link, pkt: mp.Packet, limits: FrontLimits) -> bool:
+        """Close the link when ``pkt`` (a device PUBLISH) breaks a strict limit; True when it did."""
+        fb = pkt.first_byte
+        try:
+            topic, qos, _ = mp.publish_topic_qos_pid(fb, pkt.body)
+        except mp.PacketError:
+            topic, qos = "", (fb >> 1) & 0x03
+        if qos >= 2:
+            await self._violate(link, "qos_not_supported", topic, fb, qos=qos)
+            return True
+        if fb & 0x01:
+            await self._violate(link, "retain_not_supported", topic, fb)
+            return True
+        try:
+            size = mp.publish_payload_size(fb, pkt.body, link.level)
+        except mp.PacketError:
+            return False  # malformed: Mosquitto closes the connection for it
+        if size > limits.max_payload:
+            await self._violate(link, "payload_too_large", topic, fb, size=size)
+            return True
+        return False
+
+    async def _violate(self, link: _Link, reason: str, topic: str, first_byte: int, **details) -> None:
+        """Trace and log (once per device and reason) a limit violation, then close the device's link."""
+        key = (link.device_id, reason)
+        level = logging.DEBUG if key in self._violation_logged else logging.WARNING
+        self._violation_logged.add(key)
+        logger.log(level, "%s: %s broke an IoTDA limit (%s) on %r; connection closed", self.name,
+                   link.device_id, reason, topic)
+        details.setdefault("qos", (first_byte >> 1) & 0x03)
+        details.setdefault("retain", bool(first_byte & 0x01))
+        if self.on_violation is not None:
+            try:
+                self.on_violation(link.device_id, reason, topic, details)
+            except Exception:  # noqa: BLE001
+                logger.exception("%s: violation callback failed", self.name)
+        if link.level == 5:  # MQTT 5 can say why
+            code = {"qos_not_supported": mp.RC_QOS_NOT_SUPPORTED, "retain_not_supported": mp.RC_RETAIN_NOT_SUPPORTED,
+                    "payload_too_large": mp.RC_PACKET_TOO_LARGE}[reason]
+            try:
+                link.client_writer.write(mp.encode_disconnect(code))
+                await asyncio.wait_for(link.client_writer.drain(), 1)
+            except Exception:  # noqa: BLE001 - the device may be gone already
+                pass
+        link.closed.set()
+
+    @staticmethod
+    def _take_token(link: _Link, rate: float) -> bool:
+        now = time.monotonic()
+        if link.tokens_at == 0.0:
+            link.tokens, link.tokens_at = float(rate), now
+        else:
+            link.tokens = min(float(rate), link.tokens + (now - link.tokens_at) * rate)
+            link.tokens_at = now
+        if link.tokens >= 1.0:
+            link.tokens -= 1.0
+            return True
+        return False
+
+    def _throttle(self, link: _Link, pkt: mp.Packet, ack_q: Optional[asyncio.Queue]) -> None:
+        """Drop a PUBLISH over the rate limit; a QoS 1 one is still acknowledged (no retransmission)."""
+        self._throttled[link.device_id] = self._throttled.get(link.device_id, 0) + 1
+        if not link.throttle_logged:
+            link.throttle_logged = True
+            logger.info("%s: %s exceeds the upstream rate limit; excess publishes dropped", self.name,
+                        link.device_id)
+        if ack_q is not None and (pkt.first_byte >> 1) & 0x03 == 1:
+            try:
+                _, _, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
+            except mp.PacketError:
+                return
+            if pid is not None:
+                ack_q.put_nowait((time.monotonic() + link.delay, mp.encode_puback(pid)))
 
     async def _write_side(self, link: _Link, writer: asyncio.StreamWriter, q: asyncio.Queue) -> None:
         while True:

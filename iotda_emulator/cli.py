@@ -137,11 +137,9 @@ def _choose_ports(args: argparse.Namespace) -> dict:
 def _make_emulator(data_dir: str, host: str, ports: dict, command_timeout: float, app_keys: dict) -> Any:
     from iotda_emulator import Emulator
 
-    emulator = Emulator(data_dir=data_dir, host=host, command_timeout=command_timeout, **ports)
-    if app_keys:
-        # the HTTP API reads the keys from this attribute at every request
-        emulator.app_keys = dict(app_keys)
-    return emulator
+    # the HTTP API reads ``emulator.app_keys`` at every request
+    return Emulator(data_dir=data_dir, host=host, command_timeout=command_timeout, app_keys=dict(app_keys or {}),
+                    **ports)
 
 
 def describe_listeners(emulator: Any) -> List[str]:
@@ -220,39 +218,35 @@ REGISTRY_FILE = "emulator.sqlite3"   # the Emulator's store file inside its data
 class OfflineRegistry:
     """The device registry of a data directory, used without broker or listeners.
 
-    The registry rules (default ids, generated secrets, validation) stay in ``PlatformCore``: its registry
-    methods run here on an instance made without ``__init__``, so no MQTT client is created and the
-    online flags of an emulator running on the same directory are left alone. sqlite (WAL) lets this
-    process and a running emulator share the file.
+    The registry rules (default ids, generated secrets, validation) live in ``store.DeviceRegistry``,
+    which the running emulator's core uses too; it needs no broker and leaves the online flags of an
+    emulator running on the same directory alone. sqlite (WAL) lets this process and a running emulator
+    share the file. (A device deleted here while connected to a running emulator keeps its current
+    connection until it reconnects, when it is refused.)
     """
 
     def __init__(self, data_dir: str) -> None:
-        from iotda_emulator.core import PlatformCore
-        from iotda_emulator.store import Store
+        from iotda_emulator.store import DeviceRegistry, Store
 
         os.makedirs(data_dir, exist_ok=True)
         self.store = Store(os.path.join(data_dir, REGISTRY_FILE))
-        core = PlatformCore.__new__(PlatformCore)
-        core.db = self.store
-        core.emulator = None
-        core._msg_cache = {}
-        self._core = core
+        self._registry = DeviceRegistry(self.store)   # (changed by the emulator-core helper: no PlatformCore hack)
 
     def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, **kwargs: Any) -> dict:
         """Register a device; returns its record (with the secret)."""
-        return self._core.create_device(device_id, secret, **kwargs)
+        return self._registry.create_device(device_id, secret, **kwargs)
 
     def get_device(self, device_id: str) -> Optional[dict]:
         """The record of ``device_id`` or None."""
-        return self._core.get_device(device_id)
+        return self._registry.get_device(device_id)
 
     def list_devices(self) -> List[dict]:
         """Every registered device, oldest first."""
-        return self._core.list_devices()
+        return self._registry.list_devices()
 
     def delete_device(self, device_id: str) -> bool:
         """Remove a device and its shadow; True when it existed."""
-        return self._core.delete_device(device_id)
+        return self._registry.delete_device(device_id)
 
     def close(self) -> None:
         """Close the sqlite connection."""

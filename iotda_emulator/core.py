@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import logging
 import queue
-import secrets as _secrets
 import threading
 import time
 import uuid
@@ -30,13 +29,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from iot_device_sdk_python.protocol import codec, topics
 from iotda_emulator.broker import SERVICE_ACCOUNT
 from iotda_emulator.errors import CommandTimeout, DeviceNotFound, DeviceOffline, EmulatorError
-from iotda_emulator.store import Store
+from iotda_emulator.store import DeviceRegistry, Store
 
 logger = logging.getLogger(__name__)
 
 DESIRED_PROTECTION_S = 300.0   # iotda-protocol.md §6.3: no re-delivery for 5 min after an unanswered set
 MESSAGE_CACHE_SIZE = 20        # messages/down cached per offline device (§2.3)
 READY_WAIT_S = 3.0             # a downlink to a device still subscribing waits this long for it
+_TRACE_PAGE = 500              # rows wait_for_trace reads per query
+VIOLATION = "violation"        # trace kind of a publish the access front refused (QoS 2, retain, > 1 MB)
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,14 @@ class _Pending:
         self.error: Optional[BaseException] = None
 
 
-def _row_to_device(row) -> dict:
-    d = dict(row)
-    d["frozen"] = bool(d["frozen"])
-    d["online"] = bool(d["online"])
-    return d
+
+
+def _check_request_id(request_id: str) -> str:
+    # it becomes one topic level: no separators, wildcards or NUL
+    if (not isinstance(request_id, str) or not request_id or len(request_id) > 128
+            or any(c in request_id for c in "/+#?\x00")):
+        raise ValueError(f"invalid request id {request_id!r}")
+    return request_id
 
 
 def _validate_shadow_keys(props: dict) -> None:
@@ -89,6 +93,7 @@ class PlatformCore:
     def __init__(self, db: Store, broker_address: Callable[[], Tuple[str, int]], *,
                  command_timeout: float = 20.0, emulator: Any = None, workers: int = 8) -> None:
         self.db = db
+        self.registry = DeviceRegistry(db)
         self.broker_address = broker_address
         self.command_timeout = command_timeout
         self.emulator = emulator
@@ -97,6 +102,8 @@ class PlatformCore:
         self._pending: Dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._changed = threading.Condition()
+        self._trace_cond = threading.Condition()
+        self._trace_last_id = 0
         self._ready: Dict[str, threading.Event] = {}
         self._handlers: Dict[str, List[Callable]] = collections.defaultdict(list)
         self._uplink_listeners: List[Callable] = []
@@ -278,12 +285,24 @@ class PlatformCore:
     # ---- trace --------------------------------------------------------------------------------------
     def _trace(self, direction: str, device_id: Optional[str], kind: str, topic: str, payload: bytes) -> None:
         try:
-            self.db.execute("INSERT INTO trace(time, device_id, direction, kind, topic, payload) VALUES (?,?,?,?,?,?)",
-                            (time.time(), device_id, direction, kind, topic, payload))
+            cur = self.db.execute(
+                "INSERT INTO trace(time, device_id, direction, kind, topic, payload) VALUES (?,?,?,?,?,?)",
+                (time.time(), device_id, direction, kind, topic, payload))
         except Exception:  # noqa: BLE001 - e.g. the store closed during shutdown
             logger.debug("trace insert failed", exc_info=True)
-        with self._changed:
-            self._changed.notify_all()
+            return
+        with self._trace_cond:
+            if cur.lastrowid and cur.lastrowid > self._trace_last_id:
+                self._trace_last_id = cur.lastrowid
+            self._trace_cond.notify_all()
+
+    def trace_violation(self, device_id: Optional[str], reason: str, topic: str = "", **details: Any) -> None:
+        """Record a publish the access front refused (kind ``"violation"``, direction "up").
+
+        The payload is compact JSON ``{"reason": ..., **details}`` (never the refused payload itself).
+        Safe to call from any thread (the front calls it on its loop thread).
+        """
+        self._trace("up", device_id, VIOLATION, topic, codec.dumps_bytes(dict(reason=reason, **details)))
 
     @staticmethod
     def _entry(row) -> TraceEntry:
@@ -291,124 +310,112 @@ class PlatformCore:
                           topic=row["topic"], payload=bytes(row["payload"] or b""), kind=row["kind"], id=row["id"])
 
     def trace(self, device_id: Optional[str] = None, direction: Optional[str] = None,
-              kind: Optional[str] = None, since_id: int = 0) -> List[TraceEntry]:
-        """Traced messages in order, filtered by device, direction ("up"/"down") and topic kind."""
+              kind: Optional[str] = None, since_id: int = 0, *, since: Optional[float] = None,
+              limit: Optional[int] = None, newest: bool = False) -> List[TraceEntry]:
+        """Traced messages oldest first, filtered in SQL.
+
+        Filters: device, direction ("up"/"down"), topic kind, row id above ``since_id``, ``time`` at or
+        after ``since`` (epoch seconds). ``limit`` caps the count: the oldest matching entries, or the
+        newest ones (still returned oldest first) with ``newest=True``.
+        """
         sql, params = "SELECT * FROM trace WHERE id > ?", [since_id]
         for col, val in (("device_id", device_id), ("direction", direction), ("kind", kind)):
             if val is not None:
                 sql += f" AND {col} = ?"
                 params.append(val)
-        return [self._entry(r) for r in self.db.query(sql + " ORDER BY id", params)]
+        if since is not None:
+            sql += " AND time >= ?"
+            params.append(float(since))
+        sql += " ORDER BY id DESC" if newest else " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        rows = self.db.query(sql, params)
+        if newest:
+            rows.reverse()
+        return [self._entry(r) for r in rows]
 
-    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10.0) -> TraceEntry:
-        """The first traced message (past or future) for which ``predicate`` is true; TimeoutError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        last = 0
-        with self._changed:
-            while True:
-                for entry in self.trace(since_id=last):
-                    last = entry.id
-                    if predicate(entry):
-                        return entry
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("no matching trace entry")
-                self._changed.wait(min(remaining, 0.5))
+    @property
+    def last_trace_id(self) -> int:
+        """Row id of the newest trace entry this core wrote (0 before any); a cursor for ``since_id``."""
+        with self._trace_cond:
+            return self._trace_last_id
 
-    # ---- registry -------------------------------------------------------------------------------------
-    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, *,
-                      product_id: str = "emu_product", node_id: Optional[str] = None,
-                      fingerprint: Optional[str] = None, gateway_id: Optional[str] = None,
-                      name: Optional[str] = None, auth_type: Optional[str] = None) -> dict:
-        """Register a device and return its record.
+    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10.0,
+                       since_id: int = 0) -> TraceEntry:
+        """The first traced message (past or future) for which ``predicate`` is true; TimeoutError after ``timeout``.
 
-        Without ``device_id`` it is ``{product_id}_{node_id}`` (node id random when absent). Without
-        ``secret`` a random one is made, unless the device authenticates by certificate
-        (``fingerprint`` given or ``auth_type="CERTIFICATES"``; with no fingerprint the first certificate
-        presented is bound).
+        Past entries (row id above ``since_id``) are checked once; afterwards only new entries are read,
+        each time the core records one (no rescans, no polling).
         """
-        from iotda_emulator.certs import normalize_fingerprint
-        if node_id is None:
-            node_id = device_id if device_id else uuid.uuid4().hex[:12]
-        if device_id is None:
-            device_id = f"{product_id}_{node_id}"
-        if not topics.is_valid_device_id(device_id) or device_id == SERVICE_ACCOUNT:
-            raise ValueError(f"invalid device id {device_id!r}")
-        if auth_type is None:
-            auth_type = "CERTIFICATES" if fingerprint and not secret else "SECRET"
-        if auth_type not in ("SECRET", "CERTIFICATES"):
-            raise ValueError("auth_type must be SECRET or CERTIFICATES")
-        if secret is None and auth_type == "SECRET":
-            secret = _secrets.token_hex(16)
-        try:
-            self.db.execute(
-                "INSERT INTO devices(device_id, secret, product_id, node_id, fingerprint, auth_type, gateway_id, name, "
-                "frozen, online, created) VALUES (?,?,?,?,?,?,?,?,0,0,?)",
-                (device_id, secret, product_id, node_id, normalize_fingerprint(fingerprint), auth_type,
-                 gateway_id, name or device_id, time.time()))
-        except Exception as exc:
-            if "UNIQUE" in str(exc):
-                raise EmulatorError(f"device {device_id} already exists") from None
-            raise
-        return self.get_device(device_id)
+        deadline = time.monotonic() + timeout
+        last = since_id
+        while True:
+            page = self.trace(since_id=last, limit=_TRACE_PAGE)  # pages: an early match skips the rest
+            for entry in page:
+                last = entry.id
+                if predicate(entry):
+                    return entry
+            if len(page) == _TRACE_PAGE:
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no matching trace entry")
+            with self._trace_cond:
+                if self._trace_last_id <= last:
+                    # bounded: rows written by another process sharing the data dir are not notified
+                    self._trace_cond.wait(min(remaining, 1.0))
+
+    # ---- registry (rules in store.DeviceRegistry; the core adds the live effects) ---------------------
+    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, **kwargs: Any) -> dict:
+        """Register a device and return its record (see :meth:`DeviceRegistry.create_device`).
+
+        Keyword arguments: ``product_id`` (default "emu_product"), ``node_id``, ``fingerprint``,
+        ``gateway_id``, ``name``, ``auth_type``.
+        """
+        return self.registry.create_device(device_id, secret, **kwargs)
 
     def get_device(self, device_id: str) -> Optional[dict]:
         """The registry record of ``device_id`` (a dict) or None."""
-        rows = self.db.query("SELECT * FROM devices WHERE device_id=?", (device_id,))
-        return _row_to_device(rows[0]) if rows else None
+        return self.registry.get_device(device_id)
 
     def _require(self, device_id: str) -> dict:
-        rec = self.get_device(device_id)
-        if rec is None:
-            raise DeviceNotFound(f"device {device_id} not found")
-        return rec
+        return self.registry.require(device_id)
 
     def list_devices(self) -> List[dict]:
         """Every registered device, oldest first."""
-        return [_row_to_device(r) for r in self.db.query("SELECT * FROM devices ORDER BY created, device_id")]
+        return self.registry.list_devices()
 
     def children(self, gateway_id: str) -> List[dict]:
         """The sub-devices whose gateway is ``gateway_id``."""
-        return [_row_to_device(r) for r in self.db.query(
-            "SELECT * FROM devices WHERE gateway_id=? ORDER BY created, device_id", (gateway_id,))]
+        return self.registry.children(gateway_id)
 
     def update_device(self, device_id: str, **fields: Any) -> dict:
-        """Change registry fields (name, secret, fingerprint, product_id, gateway_id, auth_type)."""
-        allowed = {"name", "secret", "fingerprint", "product_id", "gateway_id", "auth_type", "node_id"}
-        bad = set(fields) - allowed
-        if bad:
-            raise ValueError(f"cannot update {sorted(bad)}")
-        self._require(device_id)
-        for key, value in fields.items():
-            self.db.execute(f"UPDATE devices SET {key}=? WHERE device_id=?", (value, device_id))
-        return self.get_device(device_id)
+        """Change registry fields (name, secret, fingerprint, product_id, gateway_id, auth_type, node_id)."""
+        return self.registry.update_device(device_id, **fields)
 
     def bind_fingerprint(self, device_id: str, fingerprint: str) -> None:
         """Store the certificate fingerprint of a certificate device (first connection binding)."""
-        self.db.execute("UPDATE devices SET fingerprint=? WHERE device_id=? AND (fingerprint IS NULL OR fingerprint='')",
-                        (fingerprint, device_id))
+        self.registry.bind_fingerprint(device_id, fingerprint)
 
     def delete_device(self, device_id: str) -> bool:
         """Remove a device, its shadow and its connection; True when it existed."""
-        cur = self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
-        self.db.execute("DELETE FROM shadow WHERE device_id=?", (device_id,))
+        existed = self.registry.delete_device(device_id)
         self._msg_cache.pop(device_id, None)
-        if cur.rowcount and self.emulator is not None:
+        if existed and self.emulator is not None:
             self.emulator._disconnect_device(device_id)
-        return bool(cur.rowcount)
+        return existed
 
     def freeze_device(self, device_id: str, frozen: bool = True) -> None:
         """Freeze (refuse its connections with CONNACK 5, drop the current one) or unfreeze a device."""
-        self._require(device_id)
-        self.db.execute("UPDATE devices SET frozen=? WHERE device_id=?", (1 if frozen else 0, device_id))
+        self.registry.set_frozen(device_id, frozen)
         if frozen and self.emulator is not None:
             self.emulator._disconnect_device(device_id)
 
     # ---- online state ----------------------------------------------------------------------------------
     def is_online(self, device_id: str) -> bool:
         """True while the device is connected (for a sub-device: as last set by its gateway)."""
-        rows = self.db.query("SELECT online FROM devices WHERE device_id=?", (device_id,))
-        return bool(rows and rows[0]["online"])
+        return self.registry.is_online(device_id)
 
     def wait_online(self, device_id: str, timeout: float = 10.0, online: bool = True) -> bool:
         """Wait until :meth:`is_online` equals ``online``; the final state match as a bool."""
@@ -516,11 +523,14 @@ class PlatformCore:
         logger.debug("down %s (%d bytes)", topic, len(data))
         return self._client.publish(topic, data, qos=qos)
 
-    def _request(self, target: str, topic: str, payload: dict, kind: str, timeout: Optional[float]) -> dict:
+    def _request(self, target: str, topic: str, payload: dict, kind: str, timeout: Optional[float],
+                 rid: Optional[str] = None) -> dict:
         self._check_not_network_thread()
-        rid = topics.request_id_of(topic)
+        rid = rid or topics.request_id_of(topic)
         pending = _Pending(target, kind)
         with self._pending_lock:
+            if rid in self._pending:
+                raise EmulatorError(f"request id {rid} is already in use by a pending request")
             self._pending[rid] = pending
         try:
             self.publish(topic, payload, qos=1)
@@ -535,11 +545,14 @@ class PlatformCore:
         return pending.result or {}
 
     def send_command(self, device_id: str, service_id: Optional[str], command_name: Optional[str],
-                     paras: Any, timeout: Optional[float] = None) -> dict:
+                     paras: Any, timeout: Optional[float] = None, request_id: Optional[str] = None) -> dict:
         """Send a command and wait for the response JSON (``result_code`` defaults to 0).
 
-        Raises DeviceNotFound, DeviceOffline, CommandTimeout, EmulatorError (malformed response).
+        ``request_id`` is the id put in the command topic (IoTDA's ``command_id``); a UUID when None.
+        Raises DeviceNotFound, DeviceOffline, CommandTimeout, EmulatorError (malformed response, request id
+        already pending), ValueError (request id unusable in a topic).
         """
+        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
         target, obj = self.route(device_id)
         payload: Dict[str, Any] = {}
         if obj:
@@ -549,33 +562,42 @@ class PlatformCore:
         if command_name is not None:
             payload["command_name"] = command_name
         payload["paras"] = paras if paras is not None else {}
-        result = self._request(target, topics.command(target, str(uuid.uuid4())), payload, topics.COMMAND, timeout)
+        result = self._request(target, topics.command(target, rid), payload, topics.COMMAND, timeout, rid)
         result.setdefault("result_code", 0)
         return result
 
-    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None) -> dict:
-        """Write properties; returns the device's answer (``result_code`` defaults to 0, ``result_desc``)."""
+    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None,
+                       request_id: Optional[str] = None) -> dict:
+        """Write properties; returns the device's answer (``result_code`` defaults to 0, ``result_desc``).
+
+        ``request_id`` is the id put in the topic (a UUID when None); errors as :meth:`send_command`.
+        """
+        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
         target, obj = self.route(device_id)
         payload: Dict[str, Any] = {}
         if obj:
             payload["object_device_id"] = obj
         payload["services"] = services
-        result = self._request(target, topics.properties_set(target, str(uuid.uuid4())), payload,
-                               topics.PROPERTIES_SET, timeout)
+        result = self._request(target, topics.properties_set(target, rid), payload,
+                               topics.PROPERTIES_SET, timeout, rid)
         result.setdefault("result_code", 0)
         return result
 
     def get_properties(self, device_id: str, service_id: Optional[str] = None,
-                       timeout: Optional[float] = None) -> dict:
-        """Query properties; returns the device's answer (``services`` list)."""
+                       timeout: Optional[float] = None, request_id: Optional[str] = None) -> dict:
+        """Query properties; returns the device's answer (``services`` list).
+
+        ``request_id`` is the id put in the topic (a UUID when None); errors as :meth:`send_command`.
+        """
+        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
         target, obj = self.route(device_id)
         payload: Dict[str, Any] = {}
         if obj:
             payload["object_device_id"] = obj
         if service_id is not None:
             payload["service_id"] = service_id
-        return self._request(target, topics.properties_get(target, str(uuid.uuid4())), payload,
-                             topics.PROPERTIES_GET, timeout)
+        return self._request(target, topics.properties_get(target, rid), payload,
+                             topics.PROPERTIES_GET, timeout, rid)
 
     def send_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
                      qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,

@@ -5,9 +5,9 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
-from iotda_emulator.access_front import AccessFront, IotdaAuthenticator
+from iotda_emulator.access_front import AccessFront, FrontLimits, IotdaAuthenticator
 from iotda_emulator.broker import MosquittoBroker
 from iotda_emulator.certs import CertificateAuthority
 from iotda_emulator.core import PlatformCore, TraceEntry
@@ -22,11 +22,18 @@ class Emulator:
 
     Ports given as 0 are picked free. Without ``data_dir`` a temporary directory is used and removed
     on stop; with one, the registry, shadows, trace and certificates are kept there.
+
+    ``app_keys`` (``{access_key: secret_key}``): when given, the HTTP API requires ``SDK-HMAC-SHA256``
+    signatures by one of them (``self.app_keys``, read at every request, may be changed at run time).
+    ``strict`` (default True) enforces IoTDA's publish limits on devices: QoS 2, RETAIN or a payload over
+    1 MB closes the connection (traced with kind ``"violation"``). ``rate_limit``: PUBLISH per second per
+    device beyond which publishes are dropped and counted (:meth:`throttled`); None = unlimited.
     """
 
     def __init__(self, data_dir: Optional[str] = None, host: str = "127.0.0.1", mqtt_port: int = 0,
                  mqtts_port: int = 0, http_port: int = 0, https_port: int = 0, command_timeout: float = 20.0,
-                 sign_tolerance_hours: float = 1, http: bool = True) -> None:
+                 sign_tolerance_hours: float = 1, http: bool = True, app_keys: Optional[Dict[str, str]] = None,
+                 strict: bool = True, rate_limit: Optional[float] = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = os.path.abspath(data_dir) if data_dir else tempfile.mkdtemp(prefix="iotda-emulator-")
         self.host = host
@@ -34,6 +41,10 @@ class Emulator:
         self.command_timeout = command_timeout
         self.sign_tolerance_hours = sign_tolerance_hours
         self._http_enabled = http
+        self.app_keys: Dict[str, str] = dict(app_keys or {})
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be positive (or None for no limit)")
+        self.limits = FrontLimits(strict=bool(strict), rate_limit=rate_limit)
         self.mqtt_port: Optional[int] = None
         self.mqtts_port: Optional[int] = None
         self.http_port: Optional[int] = None
@@ -66,7 +77,9 @@ class Emulator:
                 host=self.host, port=self._want["mqtt"], tls_port=self._want["mqtts"],
                 ssl_context=self.certs.server_context(request_client_cert=True),
                 on_online=self.core.front_online, on_ready=self.core.front_ready,
-                on_offline=self.core.front_offline, name="iotda-front").start()
+                on_offline=self.core.front_offline, name="iotda-front",
+                limits=self.limits if self.limits.active else None,
+                on_violation=self._on_violation).start()
             self._fronts.append(self.front)
             self.mqtt_port, self.mqtts_port = self.front.port, self.front.tls_port
             self._started = True
@@ -140,7 +153,14 @@ class Emulator:
         return f"https://localhost:{self.https_port}" if self.https_port else None
 
     def add_front(self, front: AccessFront) -> AccessFront:
-        """Register (and start, if needed) another access front, e.g. the bootstrap endpoint; stopped with us."""
+        """Register (and start, if needed) another access front, e.g. the bootstrap endpoint; stopped with us.
+
+        A front without limits of its own gets the emulator's (``strict``/``rate_limit``) and violation tracing.
+        """
+        if front.limits is None and self.limits.active:
+            front.limits = self.limits
+        if front.on_violation is None:
+            front.on_violation = self._on_violation
         if front.port is None and front.tls_port is None:
             front.start()
         self._fronts.append(front)
@@ -182,14 +202,22 @@ class Emulator:
 
     # ---- platform -> device ---------------------------------------------------------------------------
     def send_command(self, device_id: str, service_id: Optional[str], command_name: Optional[str], paras: Any,
-                     timeout: Optional[float] = None) -> dict:
-        return self.core.send_command(device_id, service_id, command_name, paras, timeout)
+                     timeout: Optional[float] = None, request_id: Optional[str] = None) -> dict:
+        """Send a command and return the device's response (see :meth:`PlatformCore.send_command`).
 
-    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None) -> dict:
-        return self.core.set_properties(device_id, services, timeout)
+        ``request_id`` is the id in the command topic (IoTDA's ``command_id``); generated when None.
+        """
+        return self.core.send_command(device_id, service_id, command_name, paras, timeout, request_id)
 
-    def get_properties(self, device_id: str, service_id: Optional[str] = None, timeout: Optional[float] = None) -> dict:
-        return self.core.get_properties(device_id, service_id, timeout)
+    def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None,
+                       request_id: Optional[str] = None) -> dict:
+        """Write properties and return the device's answer; ``request_id`` as in :meth:`send_command`."""
+        return self.core.set_properties(device_id, services, timeout, request_id)
+
+    def get_properties(self, device_id: str, service_id: Optional[str] = None, timeout: Optional[float] = None,
+                       request_id: Optional[str] = None) -> dict:
+        """Query properties and return the device's answer; ``request_id`` as in :meth:`send_command`."""
+        return self.core.get_properties(device_id, service_id, timeout, request_id)
 
     def send_message(self, device_id: str, payload: Union[bytes, str, dict], **kwargs) -> str:
         return self.core.send_message(device_id, payload, **kwargs)
@@ -206,11 +234,24 @@ class Emulator:
         return self.core.set_desired(device_id, service_id, properties)
 
     def trace(self, device_id: Optional[str] = None, direction: Optional[str] = None,
-              kind: Optional[str] = None) -> List[TraceEntry]:
-        return self.core.trace(device_id, direction, kind)
+              kind: Optional[str] = None, *, since_id: int = 0, since: Optional[float] = None,
+              limit: Optional[int] = None, newest: bool = False) -> List[TraceEntry]:
+        """Traced messages oldest first, filtered in SQL (see :meth:`PlatformCore.trace`)."""
+        return self.core.trace(device_id, direction, kind, since_id, since=since, limit=limit, newest=newest)
 
-    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10) -> TraceEntry:
-        return self.core.wait_for_trace(predicate, timeout)
+    def wait_for_trace(self, predicate: Callable[[TraceEntry], bool], timeout: float = 10,
+                       since_id: int = 0) -> TraceEntry:
+        """The first trace entry (past or future, row id above ``since_id``) matching ``predicate``."""
+        return self.core.wait_for_trace(predicate, timeout, since_id)
+
+    # ---- limits -------------------------------------------------------------------------------------------
+    def throttled(self, device_id: Optional[str] = None) -> int:
+        """Publishes dropped by ``rate_limit``: of ``device_id``, or of every device when None."""
+        return sum(f.throttled(device_id) for f in self._fronts)
+
+    def _on_violation(self, device_id: str, reason: str, topic: str, details: dict) -> None:
+        if self.core is not None:
+            self.core.trace_violation(device_id, reason, topic, **details)
 
     # ---- faults -----------------------------------------------------------------------------------------
     def pause(self, device_id: str) -> bool:

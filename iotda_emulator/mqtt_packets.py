@@ -2,7 +2,8 @@
 
 The front reads each packet whole (fixed header + remaining length + body), parses CONNECT to
 authenticate, re-encodes CONNECT only when the username must change, builds CONNACK on refusal and
-watches SUBSCRIBE/SUBACK to know when a device has subscribed. Every other packet passes unchanged.
+watches SUBSCRIBE/SUBACK to know when a device has subscribed, and reads PUBLISH headers (flags,
+payload size) to enforce IoTDA's limits. Every other packet passes unchanged.
 """
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ _V5_REASON = {0: 0x00, 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87}
 
 class PacketError(ValueError):
     """The bytes are not a well-formed MQTT packet of the expected kind."""
+
+
+class PacketTooLarge(PacketError):
+    """A packet announces a remaining length above the reader's limit (its body was not read)."""
+
+    def __init__(self, first_byte: int, length: int, max_size: int) -> None:
+        super().__init__(f"packet of {length} bytes exceeds {max_size}")
+        self.first_byte = first_byte
+        self.length = length
 
 
 @dataclass
@@ -151,7 +161,7 @@ async def read_packet(reader: asyncio.StreamReader, max_size: int = MAX_PACKET) 
     else:
         raise PacketError("remaining length longer than 4 bytes")
     if length > max_size:
-        raise PacketError(f"packet of {length} bytes exceeds {max_size}")
+        raise PacketTooLarge(first[0], length, max_size)
     body = await reader.readexactly(length) if length else b""
     return Packet(first[0], body, bytes(header) + body)
 
@@ -234,8 +244,15 @@ def connack_code(packet: Packet) -> int:
     return packet.body[1]
 
 
-def encode_disconnect() -> bytes:
-    return bytes([DISCONNECT << 4, 0])
+def encode_disconnect(reason_code: Optional[int] = None) -> bytes:
+    """A DISCONNECT; with ``reason_code`` the MQTT 5 form carrying it (server-sent reasons such as 0x9B)."""
+    if reason_code is None:
+        return bytes([DISCONNECT << 4, 0])
+    return bytes([DISCONNECT << 4, 1, reason_code])
+
+
+# MQTT 5 DISCONNECT reason codes the access front sends when it closes a link for a limit violation.
+RC_PACKET_TOO_LARGE, RC_RETAIN_NOT_SUPPORTED, RC_QOS_NOT_SUPPORTED = 0x95, 0x9A, 0x9B
 
 
 # ---- SUBSCRIBE / SUBACK (to learn when a device is subscribed) ------------------------------
@@ -283,12 +300,27 @@ def publish_topic_qos_pid(first_byte: int, body: bytes) -> Tuple[str, int, Optio
     return topic, qos, pid
 
 
+def publish_payload_size(first_byte: int, body: bytes, protocol_level: int) -> int:
+    """The application payload size of a PUBLISH body (topic, packet id and MQTT 5 properties excluded)."""
+    if len(body) < 2:
+        raise PacketError("truncated PUBLISH topic")
+    pos = 2 + struct.unpack_from("!H", body, 0)[0]
+    if (first_byte >> 1) & 0x03:
+        pos += 2
+    if protocol_level == 5:
+        plen, pos = _decode_varint(body, pos)
+        pos += plen
+    if pos > len(body):
+        raise PacketError("PUBLISH header longer than the packet")
+    return len(body) - pos
+
+
 def encode_puback(packet_id: int) -> bytes:
     """A PUBACK (valid for 3.1.1 and 5: success without properties)."""
     return bytes([PUBACK << 4, 2]) + struct.pack("!H", packet_id)
 
 
-def encode_publish(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1) -> bytes:
+def encode_publish(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1, retain: bool = False) -> bytes:
     """A 3.1.1 PUBLISH (used by tests that speak raw MQTT)."""
     body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([(PUBLISH << 4) | (qos << 1)]) + encode_varint(len(body)) + body
+    return bytes([(PUBLISH << 4) | (qos << 1) | (1 if retain else 0)]) + encode_varint(len(body)) + body

@@ -1,10 +1,17 @@
-"""sqlite3 storage of the emulator: registry, shadow and message trace (one file in the data dir)."""
+"""sqlite3 storage of the emulator: registry, shadow and message trace (one file in the data dir).
+
+:class:`DeviceRegistry` holds the registry rules (default ids, generated secrets, validation); it works on a
+bare :class:`Store`, so tools such as the ``iotda-emulator device`` commands use it without any broker.
+"""
 from __future__ import annotations
 
 import os
+import secrets as _secrets
 import sqlite3
 import threading
-from typing import Any, Iterable, List, Sequence
+import time
+import uuid
+from typing import Any, Iterable, List, Optional, Sequence
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -41,6 +48,8 @@ CREATE TABLE IF NOT EXISTS trace (
     payload   BLOB
 );
 CREATE INDEX IF NOT EXISTS trace_device ON trace(device_id);
+CREATE INDEX IF NOT EXISTS trace_kind ON trace(kind);
+CREATE INDEX IF NOT EXISTS trace_time ON trace(time);
 """
 
 
@@ -106,3 +115,134 @@ class _Tx:
             self.store._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.store._lock.release()
+
+
+# ---- device registry ---------------------------------------------------------------------------------
+
+_UPDATABLE = frozenset({"name", "secret", "fingerprint", "product_id", "gateway_id", "auth_type", "node_id"})
+
+
+def row_to_device(row: sqlite3.Row) -> dict:
+    """A ``devices`` row as the record dict the API returns (``frozen``/``online`` as bools)."""
+    d = dict(row)
+    d["frozen"] = bool(d["frozen"])
+    d["online"] = bool(d["online"])
+    return d
+
+
+class DeviceRegistry:
+    """The device registry rules on a :class:`Store`, with no broker, no network and no side effects.
+
+    ``PlatformCore`` adds the live effects (closing a deleted/frozen device's connection, dropping its
+    cached messages); this class only reads and writes the database, so several processes (a running
+    emulator and the ``iotda-emulator device`` command) can share one data directory.
+    """
+
+    def __init__(self, db: Store) -> None:
+        self.db = db
+
+    def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, *,
+                      product_id: str = "emu_product", node_id: Optional[str] = None,
+                      fingerprint: Optional[str] = None, gateway_id: Optional[str] = None,
+                      name: Optional[str] = None, auth_type: Optional[str] = None) -> dict:
+        """Register a device and return its record (with the secret).
+
+        Without ``device_id`` it is ``{product_id}_{node_id}`` (node id random when absent). Without
+        ``secret`` a random one is made, unless the device authenticates by certificate
+        (``fingerprint`` given or ``auth_type="CERTIFICATES"``; with no fingerprint the first certificate
+        presented is bound). Raises ``ValueError`` for an invalid id/auth type and ``EmulatorError`` when
+        the id is taken.
+        """
+        from iot_device_sdk_python.protocol import topics
+        from iotda_emulator.broker import SERVICE_ACCOUNT
+        from iotda_emulator.certs import normalize_fingerprint
+        from iotda_emulator.errors import EmulatorError
+
+        if node_id is None:
+            node_id = device_id if device_id else uuid.uuid4().hex[:12]
+        if device_id is None:
+            device_id = f"{product_id}_{node_id}"
+        if not topics.is_valid_device_id(device_id) or device_id == SERVICE_ACCOUNT:
+            raise ValueError(f"invalid device id {device_id!r}")
+        if auth_type is None:
+            auth_type = "CERTIFICATES" if fingerprint and not secret else "SECRET"
+        if auth_type not in ("SECRET", "CERTIFICATES"):
+            raise ValueError("auth_type must be SECRET or CERTIFICATES")
+        if secret is None and auth_type == "SECRET":
+            secret = _secrets.token_hex(16)
+        try:
+            self.db.execute(
+                "INSERT INTO devices(device_id, secret, product_id, node_id, fingerprint, auth_type, gateway_id, name, "
+                "frozen, online, created) VALUES (?,?,?,?,?,?,?,?,0,0,?)",
+                (device_id, secret, product_id, node_id, normalize_fingerprint(fingerprint), auth_type,
+                 gateway_id, name or device_id, time.time()))
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise EmulatorError(f"device {device_id} already exists") from None
+            raise
+        return self.get_device(device_id)
+
+    def get_device(self, device_id: str) -> Optional[dict]:
+        """The registry record of ``device_id`` (a dict) or None."""
+        rows = self.db.query("SELECT * FROM devices WHERE device_id=?", (device_id,))
+        return row_to_device(rows[0]) if rows else None
+
+    def require(self, device_id: str) -> dict:
+        """The record of ``device_id``; raises ``DeviceNotFound`` when there is none."""
+        from iotda_emulator.errors import DeviceNotFound
+
+        rec = self.get_device(device_id)
+        if rec is None:
+            raise DeviceNotFound(f"device {device_id} not found")
+        return rec
+
+    def list_devices(self) -> List[dict]:
+        """Every registered device, oldest first."""
+        return [row_to_device(r) for r in self.db.query("SELECT * FROM devices ORDER BY created, device_id")]
+
+    def children(self, gateway_id: str) -> List[dict]:
+        """The sub-devices whose gateway is ``gateway_id``."""
+        return [row_to_device(r) for r in self.db.query(
+            "SELECT * FROM devices WHERE gateway_id=? ORDER BY created, device_id", (gateway_id,))]
+
+    def update_device(self, device_id: str, **fields: Any) -> dict:
+        """Change registry fields (name, secret, fingerprint, product_id, gateway_id, auth_type, node_id).
+
+        Returns the new record; raises ``ValueError`` for other fields, ``DeviceNotFound``.
+        """
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        if "auth_type" in fields and fields["auth_type"] not in ("SECRET", "CERTIFICATES"):
+            raise ValueError("auth_type must be SECRET or CERTIFICATES")
+        if "fingerprint" in fields:
+            from iotda_emulator.certs import normalize_fingerprint
+            fields["fingerprint"] = normalize_fingerprint(fields["fingerprint"])
+        self.require(device_id)
+        if fields:
+            cols = sorted(fields)  # names come from _UPDATABLE only: safe to format into the SQL
+            self.db.execute(f"UPDATE devices SET {', '.join(c + '=?' for c in cols)} WHERE device_id=?",
+                            [fields[c] for c in cols] + [device_id])
+        return self.get_device(device_id)
+
+    def bind_fingerprint(self, device_id: str, fingerprint: str) -> None:
+        """Store the certificate fingerprint of a certificate device unless one is bound already."""
+        self.db.execute("UPDATE devices SET fingerprint=? WHERE device_id=? AND (fingerprint IS NULL OR fingerprint='')",
+                        (fingerprint, device_id))
+
+    def delete_device(self, device_id: str) -> bool:
+        """Remove a device and its shadow; True when it existed."""
+        with self.db.transaction() as conn:
+            cur = conn.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
+            conn.execute("DELETE FROM shadow WHERE device_id=?", (device_id,))
+            return bool(cur.rowcount)
+
+    def set_frozen(self, device_id: str, frozen: bool = True) -> None:
+        """Record a device as frozen or not; raises ``DeviceNotFound``."""
+        self.require(device_id)
+        self.db.execute("UPDATE devices SET frozen=? WHERE device_id=?", (1 if frozen else 0, device_id))
+
+    def is_online(self, device_id: str) -> bool:
+        """The recorded online flag (False for an unknown device)."""
+        rows = self.db.query("SELECT online FROM devices WHERE device_id=?", (device_id,))
+        return bool(rows and rows[0]["online"])

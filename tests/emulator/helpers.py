@@ -1,6 +1,7 @@
 """Raw paho-mqtt 2.x devices for the emulator's own tests (no SDK involved)."""
 from __future__ import annotations
 
+import json
 import queue
 import ssl
 import threading
@@ -91,6 +92,43 @@ class RawDevice:
         except Exception:  # noqa: BLE001
             pass
         self.c.loop_stop()
+
+
+class Responder:
+    """Answers commands / property set / property get from a RawDevice on a thread."""
+
+    def __init__(self, dev, answer_commands=True):
+        self.dev = dev
+        self.answer_commands = answer_commands
+        self.received = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        did = self.dev.device_id
+        while not self._stop.is_set():
+            try:
+                m = self.dev.next_message(0.2)
+            except queue.Empty:
+                continue
+            self.received.append(m)
+            info = topics.classify(m.topic)
+            body = json.loads(m.payload) if m.payload[:1] == b"{" else None
+            if info.kind == topics.COMMAND and self.answer_commands:
+                self.dev.publish(topics.command_response(did, info.request_id),
+                                 {"result_code": 0, "response_name": "ok", "paras": {"echo": body["paras"]}})
+            elif info.kind == topics.PROPERTIES_SET:
+                self.dev.publish(topics.properties_set_response(did, info.request_id),
+                                 {"result_code": 0, "result_desc": "done"})
+            elif info.kind == topics.PROPERTIES_GET:
+                self.dev.publish(topics.properties_get_response(did, info.request_id),
+                                 {"services": [{"service_id": body.get("service_id", "all"),
+                                                "properties": {"temp": 21}}]})
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(2)
 
 
 def online_device(emu, record=None, *, subscribe=True, **kwargs) -> RawDevice:

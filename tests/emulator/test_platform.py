@@ -9,45 +9,7 @@ import pytest
 from iot_device_sdk_python.protocol import topics
 from iotda_emulator import CommandTimeout, DeviceNotFound, DeviceOffline
 from iotda_emulator.services.base import PlatformService
-from tests.emulator.helpers import online_device
-
-
-class Responder:
-    """Answers commands / property set / property get from a RawDevice on a thread."""
-
-    def __init__(self, dev, answer_commands=True):
-        self.dev = dev
-        self.answer_commands = answer_commands
-        self.received = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        import queue
-        did = self.dev.device_id
-        while not self._stop.is_set():
-            try:
-                m = self.dev.next_message(0.2)
-            except queue.Empty:
-                continue
-            self.received.append(m)
-            info = topics.classify(m.topic)
-            body = json.loads(m.payload) if m.payload[:1] == b"{" else None
-            if info.kind == topics.COMMAND and self.answer_commands:
-                self.dev.publish(topics.command_response(did, info.request_id),
-                                 {"result_code": 0, "response_name": "ok", "paras": {"echo": body["paras"]}})
-            elif info.kind == topics.PROPERTIES_SET:
-                self.dev.publish(topics.properties_set_response(did, info.request_id),
-                                 {"result_code": 0, "result_desc": "done"})
-            elif info.kind == topics.PROPERTIES_GET:
-                self.dev.publish(topics.properties_get_response(did, info.request_id),
-                                 {"services": [{"service_id": body.get("service_id", "all"),
-                                                "properties": {"temp": 21}}]})
-
-    def stop(self):
-        self._stop.set()
-        self._t.join(2)
+from tests.emulator.helpers import Responder, online_device
 
 
 @pytest.fixture
