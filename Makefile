@@ -5,7 +5,7 @@ VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test bench soak emulator clean
+.PHONY: setup system-deps demo test bench soak emulator docs clean
 
 $(STAMP): setup.py requirements/requirements.txt requirements/requirements-emulator.txt requirements/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ emulator: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+
+# Regenerates doc/api-reference.md from the docstrings.
+docs: setup
+	$(VPY) doc/gen_api_reference.py
