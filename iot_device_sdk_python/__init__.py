@@ -29,6 +29,10 @@ from iot_device_sdk_python.client.request.props_set import PropSet  # noqa: E402
 from iot_device_sdk_python.client.request.raw_device_message import RawDeviceMessage  # noqa: E402
 from iot_device_sdk_python.client.request.service_property import ServiceProperty  # noqa: E402
 from iot_device_sdk_python.client.request.shadow_data import ShadowData  # noqa: E402
+from iot_device_sdk_python.gateway.abstract_gateway import AbstractGateway  # noqa: E402
+from iot_device_sdk_python.gateway.gtw_operate_sub_device_listener import GtwOperateSubDeviceListener  # noqa: E402
+from iot_device_sdk_python.gateway.sub_devices_persistence import (  # noqa: E402
+    MemorySubDevicesPersistence, SubDevicesPersistence)
 from iot_device_sdk_python.iot_device import IotDevice  # noqa: E402
 from iot_device_sdk_python.service.abstract_device import AbstractDevice  # noqa: E402
 from iot_device_sdk_python.service.abstract_service import AbstractService, command  # noqa: E402
@@ -43,7 +47,8 @@ from iot_device_sdk_python.transport.raw_message_listener import RawMessageListe
 __version__ = "2.0.0"
 
 __all__ = [
-    "ActionListener", "AbstractDevice", "AbstractService", "ClientConf", "Command", "CommandListener", "CommandRsp",
+    "ActionListener", "AbstractDevice", "AbstractGateway", "GtwOperateSubDeviceListener",
+    "MemorySubDevicesPersistence", "SubDevicesPersistence", "AbstractService", "ClientConf", "Command", "CommandListener", "CommandRsp",
     "ConnectActionListener", "ConnectAuthInfo", "ConnectListener", "DefaultPublishActionListener", "DeviceBaseInfo",
     "DeviceClient", "DeviceEvent", "DeviceEvents", "DeviceMessage", "DeviceMessageListener", "DeviceShadowListener",
     "FAIL", "IotDevice", "IotResult", "MqttConnectConf", "Property", "PropertyListener", "PropSet", "PropsGet",
