@@ -70,3 +70,12 @@ def parse_event_time(text: str) -> _dt.datetime:
         except ValueError:
             continue
     raise ValueError(f"not an IoTDA time: {text!r}")
+
+
+# (added by emulator-REST-services helper)
+def rule_start_time(at: _dt.datetime) -> str:
+    """UTC ``YYYY-MM-DD HH:MM:SS``: a SIMPLE_TIMER ``startTime`` as devices receive it in ``rulesInfos``
+    (the application API gives the same instant as ``yyyyMMdd'T'HHmmss'Z'``)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(_dt.timezone.utc)
+    return at.strftime("%Y-%m-%d %H:%M:%S")

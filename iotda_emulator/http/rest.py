@@ -1,5 +1,8 @@
 """The IoTDA v5 application REST API (the subset an application needs to drive devices).
 
+Devices, commands, properties, messages and shadow live here; OTA packages, batch upgrade tasks,
+device-side rules and the emulator-only log endpoints are in :mod:`iotda_emulator.http.rest_services`.
+
 Paths, request and response JSON follow Huawei's ``/v5/iot/{project_id}/...`` API so the official
 application SDK (``huaweicloudsdkiotda``) works against the emulator unchanged. Any ``project_id`` is
 accepted. Errors use IoTDA's ``{"error_code", "error_msg"}`` body. As on IoTDA, a synchronous command
@@ -195,8 +198,36 @@ def api(method: Callable) -> Callable:
 
 # ---- JSON views of emulator records ------------------------------------------------------------
 
-def _device_view(record: dict, online: bool, *, full: bool) -> dict:
+def reported_versions(emulator: Any, device_id: str) -> Dict[str, Optional[str]]:
+    """``fw_version``/``sw_version``/``device_sdk_version`` the device reported last: its ``$sdk_info`` report
+    and its ``$ota`` ``version_report`` (the newer one wins per field). Empty when none was received."""
+    reports: List[dict] = []
+    for service_id, getter in (("$sdk_info", "info"), ("$ota", "versions")):
+        try:
+            svc = emulator.service(service_id)
+        except (KeyError, AttributeError):
+            continue
+        try:
+            found = getattr(svc, getter)(device_id)
+        except Exception:   # a service's bookkeeping must never break ShowDevice
+            log.debug("%s.%s(%s) failed", service_id, getter, device_id, exc_info=True)
+            continue
+        if isinstance(found, dict):
+            reports.append(found)
+        elif isinstance(found, list) and found:
+            reports.append(found[-1])
+    out: Dict[str, Optional[str]] = {}
+    for report in sorted(reports, key=lambda r: r.get("time") or 0):
+        for key in ("fw_version", "sw_version", "device_sdk_version"):
+            if isinstance(report.get(key), str) and report[key]:
+                out[key] = report[key]
+    return out
+
+
+def _device_view(record: dict, online: bool, *, full: bool, versions: Optional[dict] = None) -> dict:
     device_id = record.get("device_id")
+    if versions:
+        record = dict(record, **versions)
     gateway_id = record.get("gateway_id") or None
     if record.get("frozen"):
         status = "FROZEN"
@@ -342,7 +373,10 @@ class DevicesHandler(BaseApiHandler):
                 records = records[ids.index(marker) + 1:]
         page = records[offset:offset + limit]
         online = await self.call(lambda: {r["device_id"]: self.emulator.is_online(r["device_id"]) for r in page})
-        devices = [_device_view(r, online.get(r["device_id"], False), full=False) for r in page]
+        versions = await self.call(lambda: {r["device_id"]: reported_versions(self.emulator, r["device_id"])
+                                            for r in page})
+        devices = [_device_view(r, online.get(r["device_id"], False), full=False,
+                                versions=versions.get(r["device_id"])) for r in page]
         self.reply({"devices": devices,
                     "page": {"count": count, "marker": page[-1]["device_id"] if page else marker}})
 
@@ -366,7 +400,8 @@ class DeviceHandler(BaseApiHandler):
     async def get(self, project_id: str, device_id: str) -> None:
         record = await self.require_device(device_id)
         online = await self.call(self.emulator.is_online, device_id)
-        self.reply(_device_view(record, online, full=True))
+        versions = await self.call(reported_versions, self.emulator, device_id)
+        self.reply(_device_view(record, online, full=True, versions=versions))
 
     @api
     async def delete(self, project_id: str, device_id: str) -> None:
@@ -568,6 +603,8 @@ class NotFoundHandler(BaseApiHandler):
 
 def routes(server: Any) -> List[tuple]:
     """The REST routes, each handler initialised with the owning :class:`HttpServer`."""
+    from iotda_emulator.http import rest_services   # imports this module: loaded late
+
     kw = {"server": server}
     return [
         (PREFIX + r"/devices/?", DevicesHandler, kw),
@@ -576,4 +613,4 @@ def routes(server: Any) -> List[tuple]:
         (DEVICE + r"/properties/?", PropertiesHandler, kw),
         (DEVICE + r"/messages/?", MessagesHandler, kw),
         (DEVICE + r"/shadow/?", ShadowHandler, kw),
-    ]
+    ] + rest_services.routes(server)   # OTA packages, batch tasks, device-side rules, device logs

@@ -81,6 +81,19 @@ class OtaService(PlatformService):
         with self._lock:
             return [dict(p) for p in self._packages.values()]
 
+    # (added by emulator-REST-services helper)
+    def delete_package(self, package_id: str) -> bool:
+        """Forget a package and delete its stored file; True when it existed.
+
+        Tasks already sent keep their records; a device that has not downloaded the file yet gets a 404.
+        """
+        with self._lock:
+            pkg = self._packages.pop(package_id, None)
+        if pkg is None:
+            return False
+        self.store.delete_object(PACKAGE_BUCKET, pkg["key"])
+        return True
+
     # ---- tasks -------------------------------------------------------------------------------------
 
     def start_task(self, device_id: str, package_id: str, kind: Optional[str] = None, v2: bool = False, *,
