@@ -1,0 +1,1 @@
+"""Demos of the IoTDA Python device SDK: python -m iot_device_demo.<folder>.<name> [--local | --server-uri ...]."""
