@@ -6,12 +6,15 @@ uses the service account :data:`SERVICE_ACCOUNT`, which may use every topic.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from typing import Optional
 
@@ -20,6 +23,27 @@ logger = logging.getLogger(__name__)
 SERVICE_ACCOUNT = "platform"
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 
+
+
+def _exit_with_parent():
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies (None elsewhere).
+
+    ``prctl`` is looked up here, before the fork, so the child only makes one system call. Linux ties the
+    death signal to the spawning *thread*, so it is only asked for from the main thread (a broker restarted
+    from a short-lived worker thread must not die with that thread).
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_death_signal
 
 class BrokerError(RuntimeError):
     """Mosquitto is missing or did not start."""
@@ -99,14 +123,19 @@ class MosquittoBroker:
             if self.port == 0 or attempt:
                 self.port = free_port(self.host)
             self._write_config()
-            self._proc = subprocess.Popen([self.binary, "-c", self.conf_file], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self._proc = self._spawn()
             if self._wait_ready(timeout):
                 logger.info("mosquitto pid %s listening on %s:%s", self._proc.pid, self.host, self.port)
                 return self
             err = self._reap()
             logger.warning("mosquitto did not start on port %s: %s", self.port, err)
         raise BrokerError(f"mosquitto did not start (see {self.log_file})")
+
+    def _spawn(self) -> subprocess.Popen:
+        """Start Mosquitto; on Linux it is told to exit with us, so a SIGKILLed emulator leaves no broker."""
+        return subprocess.Popen([self.binary, "-c", self.conf_file], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=_exit_with_parent())
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -160,8 +189,7 @@ class MosquittoBroker:
         deadline = time.monotonic() + timeout
         while True:  # the port may be in TIME_WAIT briefly; Mosquitto sets SO_REUSEADDR so this is rare
             self._write_config()
-            self._proc = subprocess.Popen([self.binary, "-c", self.conf_file], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self._proc = self._spawn()
             if self._wait_ready(max(0.5, deadline - time.monotonic())):
                 return self
             err = self._reap()
