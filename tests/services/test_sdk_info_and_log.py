@@ -51,9 +51,10 @@ def test_log_report_stored_and_switch_off_stops_reports(emulator, make_device):
     emu_log.set_log_config(dev_id, switch="on", end_time=time.time() + 3600)
     wait_until(log_svc.can_report_log, timeout=10)
     log_svc.report_device_log(str(codec.now_ms()), "DEVICE_MESSAGE", "back on").result(10)
-    entries = emu_log.wait_logs(dev_id, count=before + 1, timeout=10)
-    contents = [e["content"] for e in entries]
-    assert "back on" in contents and "must not be sent" not in contents
+    # wait for this very entry: the SDK's own "connect complete" report may land after `before` was counted
+    assert wait_until(lambda: "back on" in [e["content"] for e in emu_log.logs(dev_id)], timeout=10)
+    contents = [e["content"] for e in emu_log.logs(dev_id)]
+    assert len(contents) > before and "must not be sent" not in contents
     assert [c["switch"] for c in emu_log.configs(dev_id)] == ["off", "on"]
 
 
