@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from iot_device_sdk_python.protocol import codec, topics
 from iotda_emulator.access_front import hmac_password
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
 
 
 class RawDevice:
@@ -141,16 +142,3 @@ def online_device(emu, record=None, *, subscribe=True, **kwargs) -> RawDevice:
         dev.subscribe()
     assert emu.wait_online(record["device_id"], 10)
     return dev
-
-
-def wait_until(predicate, timeout: float = 10, interval: float = 0.02):
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)

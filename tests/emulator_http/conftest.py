@@ -13,6 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from iot_device_sdk_python.protocol import codec, topics
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
 
 
 def password_for(secret: str, stamp: str) -> str:
@@ -102,18 +103,6 @@ class RawDevice:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 @pytest.fixture

@@ -13,18 +13,7 @@ from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.gateway.abstract_gateway import AbstractGateway
 from iot_device_sdk_python.gateway.gtw_operate_sub_device_listener import GtwOperateSubDeviceListener
 from iot_device_sdk_python.gateway.sub_devices_persistence import MemorySubDevicesPersistence
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    """Poll ``cond`` until it is truthy (returns its value) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
 
 
 class RecordingListener(GtwOperateSubDeviceListener):

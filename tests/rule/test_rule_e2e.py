@@ -16,16 +16,7 @@ from iot_device_sdk_python.client.request.service_property import ServicePropert
 from iot_device_sdk_python.rule.model.action_handler import ActionHandler
 from iot_device_sdk_python.service.abstract_service import AbstractService, command
 from tests.rule._helpers import FakeClock, at, cmd_action, daily_cond, data_cond, rule, simple_cond
-
-
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
 
 
 class Recorder(ActionHandler):

@@ -6,18 +6,7 @@ import time
 from typing import Callable, List
 
 from iot_device_sdk_python.transport.action_listener import ActionListener
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
-    """Poll ``predicate`` until it returns a truthy value (returned) or raise AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
 
 
 class Recorder(ActionListener):
