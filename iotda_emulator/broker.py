@@ -93,6 +93,7 @@ class MosquittoBroker:
             "per_listener_settings false",
             "persistence false",
             "allow_anonymous true",
+            "set_tcp_nodelay true",   # small request/response packets: no Nagle/delayed-ACK stalls on loopback
             f"acl_file {self.acl_file}",
             f"log_dest file {self.log_file}",
             "log_type error",

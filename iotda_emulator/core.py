@@ -16,6 +16,7 @@ import concurrent.futures
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -86,6 +87,15 @@ def _validate_shadow_keys(props: dict) -> None:
         if not isinstance(key, str) or not key or any(c in key for c in ".$\x00"):
             raise ValueError(f"invalid shadow property name {key!r} (no '.', '$' or NUL)")
 
+
+
+def _disable_nagle(client) -> None:
+    """Send each small MQTT packet at once: with Nagle, a command round trip waits on delayed ACKs (~40 ms)."""
+    sock = client.socket()
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (or already closed): nothing to tune
+        pass
 
 class PlatformCore:
     """IoTDA's platform side over MQTT. Create, then :meth:`start`; :meth:`stop` when done."""
@@ -259,6 +269,7 @@ class PlatformCore:
         if reason_code.is_failure:
             logger.error("platform core refused by the broker: %s", reason_code)
             return
+        _disable_nagle(client)
         opts = SubscribeOptions(qos=1, noLocal=True)
         client.subscribe([(topics.PLATFORM_UPLINK_FILTER, opts), (topics.PLATFORM_USER_FILTER, opts)])
 
