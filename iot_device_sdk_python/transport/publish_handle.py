@@ -35,7 +35,10 @@ class PublishHandle:
 
     def __init__(self, topic: str = "", callback_runner: Optional[Callable[..., object]] = None):
         self._topic = topic
-        self._event = threading.Event()
+        # the Event is made only when someone waits: most handles are never waited on, and an Event
+        # (a Condition and two locks) per publish is measurable on the hot path (doc/performance.md)
+        self._done = False
+        self._event: Optional[threading.Event] = None
         self._lock = threading.Lock()
         self._exception: Optional[BaseException] = None
         self._mid: Optional[int] = None
@@ -58,11 +61,11 @@ class PublishHandle:
 
     def done(self) -> bool:
         """True once the publish succeeded or failed."""
-        return self._event.is_set()
+        return self._done
 
     def succeeded(self) -> bool:
         """True once the publish succeeded (False while pending or after a failure)."""
-        return self._event.is_set() and self._exception is None
+        return self._done and self._exception is None
 
     def result(self, timeout: Optional[float] = None) -> Optional[int]:
         """Wait up to ``timeout`` seconds (None = forever); return the MQTT message id.
@@ -70,7 +73,7 @@ class PublishHandle:
         Raises :class:`PublishError` when the message was not delivered and ``TimeoutError``
         when it is still pending after ``timeout``.
         """
-        if not self._event.wait(timeout):
+        if not self._wait(timeout):
             raise TimeoutError(f"publish to {self._topic} still pending after {timeout} s")
         if self._exception is not None:
             raise self._exception
@@ -78,14 +81,25 @@ class PublishHandle:
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         """Wait like :meth:`result`; return the failure (or None on success)."""
-        if not self._event.wait(timeout):
+        if not self._wait(timeout):
             raise TimeoutError(f"publish to {self._topic} still pending after {timeout} s")
         return self._exception
+
+    def _wait(self, timeout: Optional[float]) -> bool:
+        if self._done:
+            return True
+        with self._lock:
+            if self._done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def add_done_callback(self, fn: Callable[["PublishHandle"], object]) -> None:
         """Call ``fn(handle)`` once the handle is resolved (at once if it already is)."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._done:
                 self._callbacks.append(fn)
                 return
         self._run_callback(fn)
@@ -100,13 +114,16 @@ class PublishHandle:
 
     def _resolve(self, exc: Optional[BaseException], mid: Optional[int]) -> bool:
         with self._lock:
-            if self._event.is_set():
+            if self._done:
                 return False
             if mid is not None:
                 self._mid = mid
             self._exception = exc
-            self._event.set()
+            self._done = True
+            event = self._event
             callbacks, self._callbacks = self._callbacks, []
+        if event is not None:
+            event.set()
         for fn in callbacks:
             self._run_callback(fn)
         return True

@@ -39,8 +39,7 @@ def test_log_report_stored_and_switch_off_stops_reports(emulator, make_device):
     log_svc = device.get_device_log_service()
     handle = log_svc.report_device_log(str(codec.now_ms()), "DEVICE_STATUS", "battery ok")
     handle.result(10)
-    entries = emu_log.wait_logs(dev_id, log_type="DEVICE_STATUS", timeout=10)
-    assert any(e["content"] == "battery ok" for e in entries)
+    assert wait_until(lambda: any(e["content"] == "battery ok" for e in emu_log.logs(dev_id)), timeout=10)
     before = len(emu_log.logs(dev_id))
 
     emu_log.set_log_config(dev_id, switch="off")

@@ -27,6 +27,7 @@ import collections
 import itertools
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -39,11 +40,13 @@ from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.protocol import codec, topics
 from iot_device_sdk_python.transport.action_listener import ActionListener
+from iot_device_sdk_python.transport.arg_check import topic_problem
 from iot_device_sdk_python.transport.buffer_message import BufferMessage
 from iot_device_sdk_python.transport.connect_action_listener import ConnectActionListener
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
+from iot_device_sdk_python.transport.offline_queue import DEFAULT_MAX, BufferMetrics, DurableOfflineQueue
 from iot_device_sdk_python.transport.publish_handle import PublishError, PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
@@ -61,6 +64,19 @@ _CONNACK_BY_NAME = {
     "Not authorized": 5,
 }
 _CONNACK_BY_VALUE = {132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
+
+
+def _set_tcp_nodelay(client: mqtt.Client) -> None:
+    """(added by performance helper) Turn Nagle off: paho writes each MQTT packet on its own, and a
+    command response written right after the command's PUBACK otherwise waits for the server's delayed
+    ACK (~40 ms on Linux) - see doc/performance.md."""
+    sock = client.socket()
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not TCP (unix socket, websocket wrapper): nothing to do
+        pass
 
 
 class _Attempt:
@@ -139,6 +155,23 @@ class MqttConnection(Connection):
         self._reconnect_thread: Optional[threading.Thread] = None
         self._retry = 0
         self._last_error: Optional[BaseException] = None
+        # (added by reliability helper) durable offline queue, buffer metrics, half-open watchdog, clock
+        self._clock = time.time  # wall clock for the client-id hour stamp (tests inject another)
+        self._metrics = BufferMetrics()
+        self._ack_ref = 0.0  # monotonic time of the last PUBACK (or of the first message in flight)
+        self._watchdog_thread: Optional[threading.Thread] = None
+        self._queue_store: Optional[DurableOfflineQueue] = None
+        self._queue_path = getattr(connect_auth_info, "offline_queue_path", None)
+        qmax = getattr(connect_auth_info, "offline_queue_max", None)
+        if qmax is not None and (isinstance(qmax, bool) or not isinstance(qmax, int) or qmax <= 0):
+            raise ValueError(f"offline_queue_max: must be an int > 0 or None, got {qmax!r}")
+        self._queue_max = DEFAULT_MAX if qmax is None else qmax
+        ack = getattr(connect_auth_info, "ack_timeout", None)
+        if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack <= 0):
+            raise ValueError(f"ack_timeout: must be a positive number of seconds or None, got {ack!r}")
+        self._ack_timeout = ack
+        if self._queue_path:
+            self._open_offline_queue()
 
     # ---- public API ------------------------------------------------------------------------------
 
@@ -152,6 +185,7 @@ class MqttConnection(Connection):
         if self._online:
             return 0
         self._closed.clear()
+        self._start_reliability()  # (added by reliability helper)
         rc = self._connect_once(reconnect=False)
         if rc != 0 and rc not in self.NON_RETRYABLE_CODES and self._auth.reconnect_on_failure:
             self._start_reconnect_thread()
@@ -208,6 +242,7 @@ class MqttConnection(Connection):
         thread = self._reconnect_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
+        self._stop_reliability()  # (added by reliability helper)
         if self._own_dispatcher:
             self._dispatcher.stop()
 
@@ -233,6 +268,9 @@ class MqttConnection(Connection):
         """Subscribe now when connected, and after every reconnect. Returns False on an immediate error."""
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty str")
+        bad = topic_problem(topic)  # (added by reliability helper) else every reconnect would be dropped
+        if bad:
+            raise ValueError(f"topic: {bad}")
         qos = 1 if qos not in (0, 1) else qos
         with self._lock:
             self._subscriptions[topic] = qos
@@ -380,7 +418,7 @@ class MqttConnection(Connection):
             old, self._client = self._client, None
         if old is not None:
             self._retire(old)
-        stamp = codec.utc_hour_stamp()
+        stamp = codec.utc_hour_stamp(self._clock())
         try:
             client_id = self._generate_client_id(stamp)
             password = self._password(stamp)
@@ -399,6 +437,10 @@ class MqttConnection(Connection):
         attempt = _Attempt()
         client.user_data_set(attempt)
         self._set_callback(client)
+        # (added by performance helper) opt-in: one shared epoll loop instead of a paho thread per device
+        network_loop = getattr(conf, "network_loop", None)
+        if network_loop is not None:
+            network_loop.attach(client)
         with self._lock:
             if self._closed.is_set():
                 return self.CONNECT_ERR_NETWORK, None
@@ -414,7 +456,9 @@ class MqttConnection(Connection):
             _logger.warning("device %s: connection to %s:%s failed: %s", auth.id, host, port, exc)
             self._abandon(client)
             return self.CONNECT_ERR_NETWORK, exc
-        client.loop_start()
+        _set_tcp_nodelay(client)
+        if network_loop is None:
+            client.loop_start()
         with attempt.cond:
             while attempt.connack is None and not attempt.lost:
                 remaining = deadline - time.monotonic()
@@ -487,8 +531,12 @@ class MqttConnection(Connection):
             client.disconnect()
         except Exception:  # already gone: nothing to do
             pass
+        network_loop = getattr(client, "_iot_shared_loop", None)  # (added by performance helper)
         try:
-            client.loop_stop()
+            if network_loop is not None:
+                network_loop.detach(client)
+            else:
+                client.loop_stop()
         except Exception:
             _logger.debug("loop_stop failed", exc_info=True)
         try:  # a client whose TCP connect failed still owns its socket pair
@@ -531,6 +579,113 @@ class MqttConnection(Connection):
                         self._reconnect_thread = None
                 return
 
+    # ---- durable offline queue, metrics, half-open watchdog (added by reliability helper) ----------------
+
+    def get_buffer_metrics(self) -> BufferMetrics:
+        """Counters of the offline buffer: queued, sent, dropped, restored, size, durable."""
+        with self._lock:
+            values = self._metrics.to_dict()
+            values.update(size=len(self._buffer), durable=self._queue_store is not None)
+        return BufferMetrics(**values)
+
+    def _buffer_limit(self) -> int:
+        if self._queue_path:
+            return self._queue_max
+        return self._auth.max_buffer_message or 0
+
+    def _open_offline_queue(self) -> None:
+        """Open the sqlite queue and put the messages an earlier process left there in front of the buffer."""
+        store = DurableOfflineQueue(self._queue_path)
+        rows = store.load()
+        with self._lock:
+            self._queue_store = store
+            self._seq = itertools.count(max(store.max_seq() + 1, next(self._seq)))
+            known = {getattr(b, "rowid", None) for b in self._buffer}
+            restored = []
+            for row_id, seq, topic, payload, qos in rows:
+                if row_id in known:
+                    continue
+                bm = BufferMessage(RawMessage(topic, payload, qos), None, None)
+                bm.seq, bm.rowid, bm.counted = seq, row_id, True  # type: ignore[attr-defined]
+                restored.append(bm)
+            self._metrics.restored += len(restored)
+            self._buffer = collections.deque(sorted(list(self._buffer) + restored, key=lambda b: b.seq))
+            while len(self._buffer) > self._queue_max:
+                oldest = self._buffer.popleft()
+                self._metrics.dropped += 1
+                self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
+                           f"offline queue full ({self._queue_max}); oldest message dropped")
+        if restored:
+            _logger.info("device %s: %d message(s) restored from the offline queue file", self._auth.id, len(restored))
+
+    def _start_reliability(self) -> None:
+        if self._queue_path and self._queue_store is None:
+            self._open_offline_queue()
+        if self._ack_timeout:
+            with self._lock:
+                if self._watchdog_thread is None or not self._watchdog_thread.is_alive():
+                    self._watchdog_thread = threading.Thread(target=self._watchdog_loop, daemon=True,
+                                                             name=f"iot-watchdog-{self._auth.id}")
+                    self._watchdog_thread.start()
+
+    def _stop_reliability(self) -> None:
+        thread, self._watchdog_thread = self._watchdog_thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        with self._lock:
+            store, self._queue_store = self._queue_store, None
+        if store is not None:
+            store.close()
+
+    def _persist_locked(self, bm: BufferMessage) -> None:
+        """Count ``bm`` as queued (once) and write it to the durable queue (once)."""
+        if not getattr(bm, "counted", False):
+            bm.counted = True  # type: ignore[attr-defined]
+            self._metrics.queued += 1
+        store = self._queue_store
+        if store is not None and getattr(bm, "rowid", None) is None:
+            raw = bm.raw_message
+            bm.rowid = store.add(bm.seq, raw.topic, raw.payload, raw.qos)  # type: ignore[attr-defined]
+
+    def _forget_row(self, bm: BufferMessage, sent: bool) -> None:
+        if not getattr(bm, "counted", False):
+            return  # never buffered (the usual online publish): no counter, no row, no lock
+        with self._lock:
+            if sent:
+                self._metrics.sent += 1
+            row = getattr(bm, "rowid", None)
+            if row is None:
+                return
+            bm.rowid = None  # type: ignore[attr-defined]
+            store = self._queue_store
+        if store is not None:
+            store.remove(row)
+
+    def _watchdog_loop(self) -> None:
+        """Drop a link on which no PUBACK arrived for ``ack_timeout`` s while messages were in flight."""
+        timeout = float(self._ack_timeout)
+        step = max(0.05, min(1.0, timeout / 4))
+        while not self._closed.wait(step):
+            with self._lock:
+                client = self._client if self._online else None
+                waiting = len(self._pending)
+                stale = waiting > 0 and time.monotonic() - self._ack_ref > timeout
+                if stale:
+                    self._ack_ref = time.monotonic()  # one drop per stall
+            if client is not None and stale:
+                self._drop_link(client, f"no PUBACK for {timeout:g} s with {waiting} message(s) in flight")
+
+    def _drop_link(self, client: mqtt.Client, why: str) -> None:
+        """Shut the socket down so paho reports the loss at once (re-queue and reconnect follow)."""
+        _logger.warning("device %s: the link looks half-open (%s); dropping it", self._auth.id, why)
+        sock = client.socket()
+        if sock is None:
+            return
+        try:  # the plain socket's shutdown: an SSLSocket's own would unwrap under paho's feet
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except (OSError, TypeError, ValueError):
+            pass
+
     # ---- publishing -------------------------------------------------------------------------------
 
     @staticmethod
@@ -538,6 +693,9 @@ class MqttConnection(Connection):
         topic = getattr(raw, "topic", None)
         if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
             return f"invalid topic {topic!r}"
+        bad = topic_problem(topic)  # (added by reliability helper) no poison message for the broker
+        if bad:
+            return bad
         if getattr(raw, "qos", None) not in (0, 1):
             return f"invalid qos {getattr(raw, 'qos', None)!r} (0 or 1)"
         if not isinstance(raw.payload, (str, bytes, bytearray, type(None), int, float)):
@@ -562,6 +720,8 @@ class MqttConnection(Connection):
                 if self._client is not client:  # the link died between publish() and here
                     self._insert_locked(bm)
                     return True
+                if not self._pending:  # (added by reliability helper) the ack watchdog counts from here
+                    self._ack_ref = time.monotonic()
                 self._pending[info.mid] = bm
         if acked:
             self._succeed(bm, info.mid)
@@ -571,7 +731,7 @@ class MqttConnection(Connection):
         if self._closed.is_set():
             self._fail(bm, PublishError.REASON_CLOSED, "the connection is closed")
             return
-        limit = self._auth.max_buffer_message or 0
+        limit = self._buffer_limit()
         if limit <= 0:
             self._fail(bm, PublishError.REASON_OFFLINE, f"{why} and the offline buffer is disabled")
             return
@@ -579,11 +739,12 @@ class MqttConnection(Connection):
 
     def _insert_locked(self, bm: BufferMessage) -> None:
         """Put ``bm`` in the buffer at its place by sequence number; drop the oldest when full."""
-        limit = self._auth.max_buffer_message or 0
+        limit = self._buffer_limit()
         if limit <= 0:
             self._fail(bm, PublishError.REASON_OFFLINE, "connection lost and the offline buffer is disabled")
             return
         buf = self._buffer
+        self._persist_locked(bm)  # (added by reliability helper)
         if not buf or buf[-1].seq < bm.seq:
             buf.append(bm)
         else:
@@ -591,6 +752,7 @@ class MqttConnection(Connection):
             buf.insert(idx, bm)
         while len(buf) > limit:
             oldest = buf.popleft()
+            self._metrics.dropped += 1  # (added by reliability helper)
             self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
                        f"offline buffer full ({limit}); oldest message dropped")
 
@@ -601,6 +763,7 @@ class MqttConnection(Connection):
             self._insert_locked(bm)
 
     def _succeed(self, bm: BufferMessage, mid: int) -> None:
+        self._forget_row(bm, sent=True)  # (added by reliability helper)
         if bm.handle is not None:
             bm.handle._set_success(mid)
         listener = bm.listener
@@ -608,6 +771,10 @@ class MqttConnection(Connection):
             self._dispatcher.submit(self._call_success, listener, f"publish message success, mid = {mid}")
 
     def _fail(self, bm: BufferMessage, reason: str, text: str, cause: Optional[BaseException] = None) -> None:
+        if reason == PublishError.REASON_CLOSED and getattr(bm, "rowid", None) is not None:
+            text += "; it stays in the offline queue file and is sent by the next connection"
+        else:  # (added by reliability helper) a failed message leaves the durable queue
+            self._forget_row(bm, sent=False)
         exc = PublishError(reason, text)
         if cause is not None:
             exc.__cause__ = cause
@@ -708,6 +875,7 @@ class MqttConnection(Connection):
             if client is not self._client:
                 return
             bm = self._pending.pop(mid, None)
+            self._ack_ref = time.monotonic()  # (added by reliability helper) progress for the watchdog
             if not self._pending:
                 self._drained.notify_all()
             if bm is None:  # ack raced the registration in _send(): remember it briefly

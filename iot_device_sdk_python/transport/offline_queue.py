@@ -1,0 +1,150 @@
+"""A durable offline queue (sqlite3 file) and the buffer metrics of a connection.
+
+Why: the in-memory offline buffer dies with the process. With ``ConnectAuthInfo.offline_queue_path``
+set, every message that enters the offline buffer (published while offline, or in flight when the link
+dropped) is also written to this file and removed only when the broker acknowledged it (PUBACK for QoS 1,
+written for QoS 0) or when it is dropped as the oldest of a full queue. A new process opening the same file
+sends the survivors first, in their original order. Delivery is at least once: a message acknowledged
+just before a crash may be sent again.
+
+Durability: WAL journal with ``synchronous=NORMAL``; a committed row survives a crash of the process
+(SIGKILL, exception); after a power loss the last few commits may be missing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Tuple, Union
+
+_logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offline_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB,
+    qos INTEGER NOT NULL
+)"""
+
+#: default bound of the durable queue when ``offline_queue_max`` is not set
+DEFAULT_MAX = 10000
+
+
+@dataclass
+class BufferMetrics:
+    """Counters of one connection's offline buffer (since the connection object was created).
+
+    * ``queued``: messages that entered the offline buffer (each counted once, however often re-queued)
+    * ``sent``: buffered messages later acknowledged by the broker (QoS 1) or written (QoS 0)
+    * ``dropped``: buffered messages dropped as the oldest of a full buffer (their handle/listener failed)
+    * ``restored``: messages loaded from the durable queue file at start (left by an earlier process)
+    * ``size``: messages waiting in the buffer now
+    * ``durable``: True when the buffer is kept in a sqlite file (``offline_queue_path``)
+    """
+
+    queued: int = 0
+    sent: int = 0
+    dropped: int = 0
+    restored: int = 0
+    size: int = 0
+    durable: bool = False
+
+    def to_dict(self) -> dict:
+        """The counters as a plain dict (for JSON)."""
+        return asdict(self)
+
+
+class DurableOfflineQueue:
+    """The sqlite3 file behind a durable offline buffer. Thread-safe; every call commits at once."""
+
+    def __init__(self, path: str):
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ValueError("offline_queue_path: must be a non-empty file path")
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db: Optional[sqlite3.Connection] = sqlite3.connect(self.path, check_same_thread=False,
+                                                                     isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ValueError(f"offline_queue_path: cannot open {self.path!r} as a sqlite3 queue: {exc}") from exc
+        try:  # the queue holds device payloads: keep it private to the user
+            os.chmod(self.path, 0o600)
+        except OSError:
+            pass
+
+    def load(self) -> List[Tuple[int, int, str, bytes, int]]:
+        """Every stored message as ``(row_id, seq, topic, payload, qos)``, oldest first."""
+        with self._lock:
+            if self._db is None:
+                return []
+            rows = self._db.execute("SELECT id, seq, topic, payload, qos FROM offline_queue ORDER BY seq, id").fetchall()
+        return [(r[0], r[1], r[2], bytes(r[3]) if r[3] is not None else b"", r[4]) for r in rows]
+
+    def add(self, seq: int, topic: str, payload: Union[str, bytes, bytearray, None], qos: int) -> Optional[int]:
+        """Store one message; returns its row id (None when the file cannot be written: logged)."""
+        if isinstance(payload, str):
+            data = payload.encode("utf-8")
+        elif payload is None:
+            data = b""
+        elif isinstance(payload, (int, float)):
+            data = str(payload).encode("ascii")
+        else:
+            data = bytes(payload)
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                cur = self._db.execute("INSERT INTO offline_queue (seq, topic, payload, qos) VALUES (?, ?, ?, ?)",
+                                       (int(seq), topic, sqlite3.Binary(data), int(qos)))
+                return cur.lastrowid
+            except sqlite3.Error as exc:  # disk full, file removed: keep the message in memory only
+                _logger.error("offline queue %s: cannot store a message (%s); it is kept in memory only",
+                              self.path, exc)
+                return None
+
+    def remove(self, row_id: Optional[int]) -> None:
+        """Forget one stored message (sent or dropped)."""
+        if row_id is None:
+            return
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                self._db.execute("DELETE FROM offline_queue WHERE id = ?", (row_id,))
+            except sqlite3.Error as exc:
+                _logger.error("offline queue %s: cannot remove a message (%s); it may be sent again",
+                              self.path, exc)
+
+    def count(self) -> int:
+        """Messages stored now."""
+        with self._lock:
+            if self._db is None:
+                return 0
+            return int(self._db.execute("SELECT COUNT(*) FROM offline_queue").fetchone()[0])
+
+    def max_seq(self) -> int:
+        """The largest stored sequence number (-1 when empty)."""
+        with self._lock:
+            if self._db is None:
+                return -1
+            value = self._db.execute("SELECT MAX(seq) FROM offline_queue").fetchone()[0]
+        return -1 if value is None else int(value)
+
+    def close(self) -> None:
+        """Close the file (the stored messages stay for the next process)."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass

@@ -1,0 +1,305 @@
+"""``make bench``: the SDK against raw paho-mqtt 2.x on the local emulator (Mosquitto + access front).
+
+Prints one JSON document. Every SDK figure comes with the same work done by raw paho in the same run
+and their ratio. The emulator runs in its own process. ``--quick`` shrinks every part (a smoke run).
+Never part of ``make test``; see doc/performance.md for the figures and how to read them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List
+
+import paho.mqtt
+
+from iot_device_sdk_python import CommandListener, CommandRsp
+from iot_device_sdk_python.client.request.device_message import DeviceMessage
+from iot_device_sdk_python.client.request.service_property import ServiceProperty
+from iot_device_sdk_python.protocol import topics
+from tests.bench.common import RawDevice, raise_nofile, sdk_device
+from tests.bench.emu_server import EmulatorProcess, percentiles
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _median(xs: List[float]) -> float:
+    return round(statistics.median(xs), 3) if xs else float("nan")
+
+
+# ---- import and connect time ----------------------------------------------------------------------
+
+def bench_import(reps: int) -> Dict[str, Any]:
+    def timed(stmt: str) -> float:
+        code = f"import time;t=time.perf_counter();{stmt};print(time.perf_counter()-t)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip()) * 1000
+
+    sdk = [timed("import iot_device_sdk_python") for _ in range(reps)]
+    paho_ = [timed("import paho.mqtt.client") for _ in range(reps)]
+    # the five heaviest modules by cumulative time (python -X importtime)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import iot_device_sdk_python"],
+                         capture_output=True, text=True, check=True).stderr
+    rows = []
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    top = [{"module": m.strip(), "cumulative_ms": round(us / 1000, 1)}
+           for us, m in sorted(rows, reverse=True)[:6]]
+    return {"sdk_import_ms": _median(sdk), "paho_import_ms": _median(paho_),
+            "ratio": round(_median(sdk) / _median(paho_), 2), "heaviest": top}
+
+
+def bench_connect(emu: EmulatorProcess, reps: int) -> Dict[str, Any]:
+    sdk, raw = [], []
+    for _ in range(reps):
+        rec_a, rec_b = emu.create_devices(2)
+        t = time.perf_counter()
+        r = RawDevice(emu.host, emu.mqtt_port, rec_a)
+        r.connect()
+        raw.append((time.perf_counter() - t) * 1000)
+        r.close()
+        t = time.perf_counter()
+        d = sdk_device(emu.host, emu.mqtt_port, rec_b)
+        sdk.append((time.perf_counter() - t) * 1000)
+        d.destroy()
+    return {"what": "construct + connect + CONNACK + 6 downlink SUBACKs, ms (median)",
+            "sdk_ms": _median(sdk), "raw_paho_ms": _median(raw),
+            "overhead_ms": round(_median(sdk) - _median(raw), 3)}
+
+
+# ---- report throughput ----------------------------------------------------------------------------
+
+def _props(i: int) -> dict:
+    return {"services": [{"service_id": "bench", "properties": {"temperature": 21.5, "humidity": 40, "seq": i}}]}
+
+
+def _msg(i: int) -> dict:
+    return {"content": f"bench message number {i} with some text in it"}
+
+
+def _sdk_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
+    rec = emu.create_devices(1)[0]
+    d = sdk_device(emu.host, emu.mqtt_port, rec, qos=qos)
+    client = d.get_client()
+    since = emu.last_id()
+    try:
+        t = time.perf_counter()
+        if kind == "report_properties":
+            handles = [client.report_properties([ServiceProperty("bench", _props(i)["services"][0]["properties"])])
+                       for i in range(n)]
+        else:
+            handles = []
+            for i in range(n):
+                m = DeviceMessage()
+                m.content = _msg(i)["content"]
+                handles.append(client.report_device_message(m))
+        failed = 0
+        for h in handles:
+            if h.exception(120) is not None:
+                failed += 1
+        dt = time.perf_counter() - t
+    finally:
+        d.destroy()
+    tk = topics.PROPERTIES_REPORT if kind == "report_properties" else topics.MESSAGES_UP
+    got = emu.wait_count([rec["device_id"]], tk, since, n, timeout=120)
+    return {"rate": n / dt, "failed": failed, "received": got}
+
+
+def _raw_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
+    rec = emu.create_devices(1)[0]
+    r = RawDevice(emu.host, emu.mqtt_port, rec)
+    r.connect()
+    since = emu.last_id()
+    dev = rec["device_id"]
+    topic = topics.properties_report(dev) if kind == "report_properties" else topics.messages_up(dev)
+    build = _props if kind == "report_properties" else _msg
+    r.expect(n)
+    try:
+        t = time.perf_counter()
+        for i in range(n):  # the same work a hand-written device does: build the JSON, publish it
+            r.client.publish(topic, json.dumps(build(i), separators=(",", ":")), qos)
+        r.done.wait(120)
+        dt = time.perf_counter() - t
+    finally:
+        r.close()
+    tk = topics.PROPERTIES_REPORT if kind == "report_properties" else topics.MESSAGES_UP
+    got = emu.wait_count([dev], tk, since, n, timeout=120)
+    return {"rate": n / dt, "failed": n - r.published, "received": got}
+
+
+def bench_throughput(emu: EmulatorProcess, n: int, reps: int) -> Dict[str, Any]:
+    out = {}
+    for kind in ("report_properties", "report_device_message"):
+        for qos in (0, 1):
+            sdk, raw = [], []
+            for _ in range(reps):  # interleaved so that drift hits both alike
+                raw.append(_raw_run(emu, kind, qos, n))
+                sdk.append(_sdk_run(emu, kind, qos, n))
+            s, r = _median([x["rate"] for x in sdk]), _median([x["rate"] for x in raw])
+            key = f"{kind}_qos{qos}"
+            out[key] = {"sdk_msg_s": round(s), "raw_paho_msg_s": round(r), "ratio": round(s / r, 3),
+                        "sdk_runs": [round(x["rate"]) for x in sdk], "raw_runs": [round(x["rate"]) for x in raw],
+                        "sdk_failed": sum(x["failed"] for x in sdk),
+                        "platform_received_sdk": [x["received"] for x in sdk],
+                        "platform_received_raw": [x["received"] for x in raw]}
+            log(f"{key}: sdk {s:.0f}/s raw {r:.0f}/s ratio {s / r:.3f}")
+    out["messages_per_run"] = n
+    out["runs"] = reps
+    return out
+
+
+# ---- command round trip ---------------------------------------------------------------------------
+
+class _Echo(CommandListener):
+    def __init__(self, device):
+        self._client = device.get_client()
+
+    def on_command(self, request_id, service_id, command_name, paras):
+        self._client.respond_command(request_id, CommandRsp(0, command_name, paras))
+
+
+def bench_rtt(emu: EmulatorProcess, n: int) -> Dict[str, Any]:
+    rec_raw, rec_sdk = emu.create_devices(2)
+    r = RawDevice(emu.host, emu.mqtt_port, rec_raw, echo_commands=True)
+    r.connect()
+    d = sdk_device(emu.host, emu.mqtt_port, rec_sdk)
+    d.get_client().set_command_listener(_Echo(d))
+    emu.call("wait_online", rec_raw["device_id"], 10)
+    emu.call("wait_online", rec_sdk["device_id"], 10)
+    try:
+        half = max(1, n // 2)  # two interleaved halves each
+        raw_lat, sdk_lat, errors = [], [], 0
+        for _ in range(2):
+            a = emu.rtt(rec_raw["device_id"], half)
+            b = emu.rtt(rec_sdk["device_id"], half)
+            raw_lat += a["latencies_ms"]
+            sdk_lat += b["latencies_ms"]
+            errors += a["errors"] + b["errors"]
+    finally:
+        r.close()
+        d.destroy()
+    s, w = percentiles(sdk_lat), percentiles(raw_lat)
+    res = {"commands": len(sdk_lat), "sdk_ms": s, "raw_paho_ms": w, "errors": errors,
+           "overhead_p50_ms": round(s["p50"] - w["p50"], 3), "overhead_p99_ms": round(s["p99"] - w["p99"], 3)}
+    log(f"rtt: sdk p50 {s['p50']} p99 {s['p99']}, raw p50 {w['p50']} p99 {w['p99']}")
+    return res
+
+
+# ---- many devices per process ---------------------------------------------------------------------
+
+def bench_scale(emu: EmulatorProcess, counts: List[int], duration: int) -> List[Dict[str, Any]]:
+    runs = []
+    plan = [(n, "shared") for n in counts] + [(n, "default") for n in counts if n <= 100]
+    for n, mode in plan:
+        records = emu.create_devices(n)
+        since = emu.last_id()
+        spec = {"host": emu.host, "port": emu.mqtt_port, "records": records, "mode": mode, "duration": duration,
+                "dispatcher_threads": 4}
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "tests.bench.scale", json.dumps(spec)], capture_output=True,
+                             text=True, timeout=600)
+        if out.returncode != 0:
+            runs.append({"devices": n, "mode": mode, "error": out.stderr[-2000:]})
+            log(f"scale {n} {mode}: FAILED")
+            continue
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res["platform_received_reports"] = emu.wait_count(None, topics.PROPERTIES_REPORT, since,
+                                                          res["reports_sent"], timeout=60)
+        res["wall_s"] = round(time.perf_counter() - t, 1)
+        runs.append(res)
+        log(f"scale {n} {mode}: {res['rss_kb_per_device']} KB/device, {res['threads_reporting']} threads, "
+            f"{res['reports_acked']}/{res['reports_sent']} acked")
+    return runs
+
+
+# ---- gateway batch --------------------------------------------------------------------------------
+
+def bench_gateway(emu: EmulatorProcess, children: int) -> Dict[str, Any]:
+    from iot_device_sdk_python.client.client_conf import ClientConf  # noqa: F401 - gateway imports lazily
+    from iot_device_sdk_python.gateway.abstract_gateway import AbstractGateway
+    from iot_device_sdk_python.gateway.requests.device_property import DeviceProperty
+    from tests.bench.common import client_conf
+    from tests.fixtures_sdk import _memory_persistence
+
+    rec = emu.create_devices(1)[0]
+    gw = AbstractGateway(_memory_persistence(), client_conf(emu.host, emu.mqtt_port, rec))
+    if gw.connect() != 0:
+        return {"error": "gateway did not connect"}
+    since = emu.last_id()
+    try:
+        props = [DeviceProperty(f"bench_child_{i:05d}",
+                                [ServiceProperty("bench", {"temperature": 20 + i % 10, "seq": i})])
+                 for i in range(children)]
+        t = time.perf_counter()
+        handle = gw.report_batch_properties(props)
+        build_s = time.perf_counter() - t
+        handle.result(120)
+        dt = time.perf_counter() - t
+    finally:
+        gw.destroy()
+    messages = -(-children // 100)
+    emu.wait_count([rec["device_id"]], topics.GATEWAY_PROPERTIES_REPORT, since, messages, timeout=120)
+    got = emu.call("children_received", rec["device_id"], since)
+    res = {"children": children, "messages": messages, "seconds": round(dt, 3), "encode_split_s": round(build_s, 3),
+           "messages_per_s": round(messages / dt), "children_per_s": round(children / dt),
+           "platform_messages": got["messages"], "platform_children": got["children"],
+           "complete": got["children"] == children}
+    log(f"gateway: {children} children in {dt:.2f}s, platform got {got['children']}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes everywhere (smoke run, ~1 min)")
+    ap.add_argument("--messages", type=int, help="messages per throughput run (default 3000)")
+    ap.add_argument("--commands", type=int, help="commands for the round trip (default 2000)")
+    ap.add_argument("--devices", default=None, help="comma list of device counts for the scale part (1,100,1000)")
+    ap.add_argument("--children", type=int, help="gateway children (default 10000)")
+    ap.add_argument("--only", default="", help="comma list of parts: import,connect,throughput,rtt,scale,gateway")
+    a = ap.parse_args()
+    q = a.quick
+    n_msg = a.messages or (300 if q else 3000)
+    n_cmd = a.commands or (200 if q else 2000)
+    counts = [int(x) for x in (a.devices or ("1,20" if q else "1,100,1000")).split(",")]
+    n_children = a.children or (1000 if q else 10000)
+    only = set(filter(None, a.only.split(",")))
+    want: Callable[[str], bool] = lambda part: not only or part in only
+    raise_nofile()
+
+    result: Dict[str, Any] = {"machine": {"python": platform.python_version(), "paho": paho.mqtt.__version__,
+                                          "cpus": os.cpu_count(), "platform": platform.platform()}}
+    started = time.perf_counter()
+    if want("import"):
+        result["import"] = bench_import(3 if q else 7)
+        log(f"import: {result['import']['sdk_import_ms']} ms")
+    emu = EmulatorProcess()
+    try:
+        if want("connect"):
+            result["connect"] = bench_connect(emu, 3 if q else 10)
+            log(f"connect: sdk {result['connect']['sdk_ms']} ms raw {result['connect']['raw_paho_ms']} ms")
+        if want("throughput"):
+            result["throughput"] = bench_throughput(emu, n_msg, 1 if q else 3)
+        if want("rtt"):
+            result["command_round_trip"] = bench_rtt(emu, n_cmd)
+        if want("scale"):
+            result["scale"] = bench_scale(emu, counts, 3 if q else 5)
+        if want("gateway"):
+            result["gateway_batch"] = bench_gateway(emu, n_children)
+    finally:
+        emu.stop()
+    result["total_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

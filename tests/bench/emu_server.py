@@ -1,0 +1,140 @@
+"""The emulator for the benchmark, in its own process (so it does not share the GIL with the code measured).
+
+Controlled through a ``multiprocessing`` pipe with small request tuples; see :class:`EmulatorProcess`.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import statistics
+import time
+from typing import Any, Dict, List, Optional
+
+from iot_device_sdk_python.protocol import codec, topics
+
+
+def _serve(conn, options: Dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("iotda_emulator").setLevel(logging.ERROR)
+    from iotda_emulator import Emulator
+
+    emu = Emulator(http=False, command_timeout=10.0).start()
+    core = emu.core
+    conn.send({"host": emu.host, "mqtt_port": emu.mqtt_port})
+    while True:
+        try:
+            req = conn.recv()
+        except EOFError:
+            break
+        op, args = req[0], req[1:]
+        try:
+            if op == "stop":
+                conn.send(None)
+                break
+            elif op == "create_devices":
+                n, kwargs = args
+                out = [emu.create_device(**kwargs) for _ in range(n)]
+                conn.send([{"device_id": r["device_id"], "secret": r["secret"]} for r in out])
+            elif op == "count_up":
+                device_ids, kind, since = args
+                conn.send(_count(core, device_ids, kind, since))
+            elif op == "wait_count":
+                device_ids, kind, since, want, timeout = args
+                deadline = time.monotonic() + timeout
+                n = _count(core, device_ids, kind, since)
+                while n < want and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    n = _count(core, device_ids, kind, since)
+                conn.send(n)
+            elif op == "children_received":
+                gateway_id, since = args
+                rows = core.db.query("SELECT payload FROM trace WHERE id > ? AND device_id = ? AND kind = ? "
+                                     "AND direction = 'up'", (since, gateway_id, topics.GATEWAY_PROPERTIES_REPORT))
+                ids = set()
+                for r in rows:
+                    for d in codec.loads_object(bytes(r["payload"])).get("devices", []):
+                        ids.add(d.get("device_id"))
+                conn.send({"messages": len(rows), "children": len(ids)})
+            elif op == "last_id":
+                conn.send(core.last_trace_id)
+            elif op == "wait_online":
+                device_id, timeout = args
+                conn.send(emu.wait_online(device_id, timeout))
+            elif op == "rtt":
+                device_id, n, warmup = args
+                lat: List[float] = []
+                errors = 0
+                for i in range(n + warmup):
+                    t0 = time.perf_counter()
+                    try:
+                        emu.send_command(device_id, "bench", "echo", {"i": i}, timeout=10)
+                    except Exception:  # noqa: BLE001 - counted and reported
+                        errors += 1
+                        continue
+                    if i >= warmup:
+                        lat.append((time.perf_counter() - t0) * 1000.0)
+                conn.send({"latencies_ms": lat, "errors": errors})
+            else:
+                conn.send(RuntimeError(f"unknown op {op}"))
+        except Exception as exc:  # noqa: BLE001 - sent back to the caller
+            conn.send(exc)
+    emu.stop()
+
+
+
+def _count(core, device_ids: Optional[List[str]], kind: str, since: int) -> int:
+    sql = "SELECT COUNT(*) AS n FROM trace WHERE id > ? AND kind = ? AND direction = 'up'"
+    params: list = [since, kind]
+    if device_ids:
+        sql += " AND device_id IN (%s)" % ",".join("?" * len(device_ids))
+        params += list(device_ids)
+    return int(core.db.query(sql, params)[0]["n"])
+
+
+class EmulatorProcess:
+    """Starts the emulator in a spawned process; each method is one request/response on the pipe."""
+
+    def __init__(self, **options: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, options), daemon=True, name="bench-emulator")
+        self._proc.start()
+        info = self._conn.recv()
+        self.host: str = info["host"]
+        self.mqtt_port: int = info["mqtt_port"]
+
+    def call(self, *req: Any) -> Any:
+        self._conn.send(req)
+        out = self._conn.recv()
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def create_devices(self, n: int, **kwargs: Any) -> List[dict]:
+        return self.call("create_devices", n, kwargs)
+
+    def last_id(self) -> int:
+        return self.call("last_id")
+
+    def wait_count(self, device_ids, kind: str, since: int, want: int, timeout: float = 60.0) -> int:
+        return self.call("wait_count", device_ids, kind, since, want, timeout)
+
+    def rtt(self, device_id: str, n: int, warmup: int = 50) -> Dict[str, Any]:
+        return self.call("rtt", device_id, n, warmup)
+
+    def stop(self) -> None:
+        try:
+            self.call("stop")
+        except Exception:  # noqa: BLE001
+            pass
+        self._proc.join(15)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
+def percentiles(values: List[float]) -> Dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "n": 0}
+    v = sorted(values)
+    q = statistics.quantiles(v, n=100, method="inclusive")
+    return {"p50": round(statistics.median(v), 3), "p99": round(q[98], 3), "n": len(v)}
