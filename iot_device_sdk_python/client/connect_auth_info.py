@@ -37,7 +37,7 @@ class ConnectAuthInfo:
         self._bs_mode: int = self.BS_MODE_DIRECT_CONNECT
         self._bs_cert_path: Optional[str] = None
         self._bs_message: Optional[str] = None
-        # (added by rules+bootstrap helper) bootstrap cache location, forced re-provisioning, answer wait
+        # bootstrap cache location, forced re-provisioning, answer wait
         self._bs_cache_path: Optional[str] = None
         self._bs_force: bool = False
         self._bs_timeout: Optional[float] = None
@@ -49,7 +49,7 @@ class ConnectAuthInfo:
         self._max_buffer_message: int = 0
         self._inflight_messages: int = 20
         self._auto_report_device_info: bool = False
-        # (added by reliability helper) durable offline queue and half-open link detection
+        # durable offline queue and half-open link detection
         self._offline_queue_path: Optional[str] = None
         self._offline_queue_max: Optional[int] = None
         self._ack_timeout: Optional[float] = None
@@ -69,7 +69,6 @@ class ConnectAuthInfo:
     bs_mode = rw("_bs_mode", "0 direct connect, 1 standard bootstrap, 2 bootstrap with scope id.")
     bs_cert_path = rw("_bs_cert_path", "CA file for the provisioning (bootstrap) server.")
     bs_message = rw("_bs_message", "Payload of the bootstrap request.")
-    # (added by rules+bootstrap helper)
     bs_cache_path = rw("_bs_cache_path", "File caching the provisioned server info (default: "
                                          "``~/.cache/iot_device_sdk_python/{device_id}.json``); written 0600.")
     bs_force = rw("_bs_force", "True: ignore the bootstrap cache and provision again on connect.")
@@ -86,7 +85,6 @@ class ConnectAuthInfo:
     auto_report_device_info = rw("_auto_report_device_info",
                                  "Publish the ``$sdk_info`` event after every successful connect.")
 
-    # (added by reliability helper)
     offline_queue_path = rw("_offline_queue_path",
                             "sqlite3 file that keeps the offline buffer on disk (None = memory only). Buffered "
                             "messages survive a crash and are sent first, in order, by the next process using "

@@ -15,12 +15,11 @@ class MqttConnectConf:
         self._keep_alive_time: int = 120
         self._qos: int = 1
         self._timeout: Union[int, float] = 10.0
-        self._network_loop = None  # (added by performance helper)
+        self._network_loop = None
 
     keep_alive_time = rw("_keep_alive_time", "MQTT keep-alive in seconds (30..1200).")
     qos = rw("_qos", "QoS of the SDK's publishes (0 or 1).")
     timeout = rw("_timeout", "Seconds allowed for one connection attempt up to CONNACK.")
-    # (added by performance helper)
     network_loop = rw("_network_loop",
                       "Beyond upstream: a ``transport.mqtt.shared_loop.SharedNetworkLoop`` shared by many devices "
                       "(one network thread and a small dispatcher pool for all of them; see doc/performance.md). "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -21,25 +20,11 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from iotda_emulator.http import rest
-from iotda_emulator.http.console import console_routes  # (added by web-console helper)
+from iotda_emulator.http.console import console_routes
 
 log = logging.getLogger(__name__)
 
-_WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 
-
-class ConsolePlaceholder(tornado.web.RequestHandler):
-    """``/console``: the web console's page when it is installed, a short note otherwise."""
-
-    def get(self) -> None:
-        index = os.path.join(_WEB_DIR, "index.html")
-        if os.path.isfile(index):
-            self.set_header("Content-Type", "text/html; charset=UTF-8")
-            with open(index, "rb") as fh:
-                self.finish(fh.read())
-            return
-        self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.finish("The IoTDA emulator's web console is not installed.\n")
 
 
 def _quiet_log(handler: tornado.web.RequestHandler) -> None:
@@ -106,12 +91,7 @@ class HttpServer:
         """Build the tornado application (REST API, service routes, console)."""
         routes: List[tuple] = list(rest.routes(self))
         routes.extend(self._service_routes())
-        # (added by web-console helper) the console's page, static files and JSON API; they match
-        # before the placeholder below.
-        routes.extend(console_routes(self.emulator, executor=lambda: self.executor))
-        routes.append((r"/console/?", ConsolePlaceholder))
-        if os.path.isdir(_WEB_DIR):
-            routes.append((r"/console/static/(.*)", tornado.web.StaticFileHandler, {"path": _WEB_DIR}))
+        routes.extend(console_routes(self.emulator, executor=lambda: self.executor))  # page, static files, JSON API
         return tornado.web.Application(
             routes,
             default_handler_class=rest.NotFoundHandler,

@@ -81,7 +81,6 @@ class OtaService(PlatformService):
         with self._lock:
             return [dict(p) for p in self._packages.values()]
 
-    # (added by emulator-REST-services helper)
     def delete_package(self, package_id: str) -> bool:
         """Forget a package and delete its stored file; True when it existed.
 
