@@ -20,6 +20,7 @@ _logger = logging.getLogger(__name__)
 class DeviceLogService(AbstractService):
     """Reports ``log_report`` events (type ``DEVICE_STATUS``/``DEVICE_PROPERTY``/``DEVICE_MESSAGE``/``DEVICE_COMMAND``)."""
 
+    _SERVICE_ID = "$log"
     _LOG_CONFIG = "log_config"
     _LOG_REPORT = "log_report"
 
@@ -105,14 +106,9 @@ class DeviceLogService(AbstractService):
         """Publish one ``log_report`` when allowed. Returns the PublishHandle, or None when not sent."""
         if not self.can_report_log():
             return None
-        device = self.get_iot_device()
-        if device is None:
+        if self.get_iot_device() is None:
             return None
-        event = DeviceEvent()
-        event.service_id = self.service_id or "$log"
-        event.event_type = self._LOG_REPORT
-        event.paras = {"timestamp": str(timestamp), "type": log_type, "content": content}
-        return device.get_client().report_event(event)
+        return self._report_event(self._LOG_REPORT, {"timestamp": str(timestamp), "type": log_type, "content": content})
 
     # ---- used by the default listeners -------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from typing import Dict, List, Optional
 
 from iot_device_sdk_python.filemanager.file_manager_listener import FileManagerListener
 from iot_device_sdk_python.filemanager.url_info import UrlInfo
-from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.service.abstract_service import AbstractService
 from iot_device_sdk_python.transfer import http_transfer
 from iot_device_sdk_python.transfer.http_transfer import TransferError
@@ -138,7 +137,7 @@ class FileManagerService(AbstractService):
                 attrs = self._attributes_of(path)
         if attrs is not None:
             paras["file_attributes"] = attrs
-        return self._report("get_upload_url", paras, listener)
+        return self._report_event("get_upload_url", paras, listener)
 
     def download_file(self, file_name: str, file_path: str, file_attributes: Optional[dict] = None):
         """Register ``file_path`` as the destination of ``file_name`` and ask for a download URL.
@@ -157,18 +156,18 @@ class FileManagerService(AbstractService):
         paras: dict = {"file_name": file_name}
         if file_attributes is not None:
             paras["file_attributes"] = file_attributes
-        return self._report("get_download_url", paras, listener)
+        return self._report_event("get_download_url", paras, listener)
 
     def report_upload_result(self, object_name: str, result_code: int, status_code: Optional[int] = None,
                              status_description: Optional[str] = None, listener=None):
         """Publish ``upload_result_report`` (``result_code`` 0 success, 1 failure). Returns the publish handle."""
-        return self._report("upload_result_report",
+        return self._report_event("upload_result_report",
                             self._result_paras(object_name, result_code, status_code, status_description), listener)
 
     def report_download_result(self, object_name: str, result_code: int, status_code: Optional[int] = None,
                                status_description: Optional[str] = None, listener=None):
         """Publish ``download_result_report`` (``result_code`` 0 success, 1 failure). Returns the publish handle."""
-        return self._report("download_result_report",
+        return self._report_event("download_result_report",
                             self._result_paras(object_name, result_code, status_code, status_description), listener)
 
     def on_event(self, device_event) -> None:
@@ -266,18 +265,6 @@ class FileManagerService(AbstractService):
             paras["status_description"] = status_description
         return paras
 
-    def _report(self, event_type: str, paras: dict, listener=None):
-        from iot_device_sdk_python.client.request.device_event import DeviceEvent
-
-        device = self.get_iot_device()
-        if device is None:
-            raise RuntimeError("FileManagerService is not attached to a device")
-        event = DeviceEvent()
-        event.service_id = self.service_id or self._SERVICE_ID
-        event.event_type = event_type
-        event.event_time = codec.event_time()
-        event.paras = paras
-        return device.get_client().report_event(event, listener)
 
     def _start_managed(self, direction, file_name, file_path, attrs, ca_file, timeout, url_timeout, ask) -> Future:
         future: Future = Future()

@@ -125,18 +125,6 @@ class OTAService(AbstractService):
 
     # ---- outbound ----------------------------------------------------------------------------
 
-    def _report(self, event_type: str, paras: dict, listener=None):
-        from iot_device_sdk_python.client.request.device_event import DeviceEvent
-
-        device = self.get_iot_device()
-        if device is None:
-            raise RuntimeError("OTAService is not attached to a device")
-        event = DeviceEvent()
-        event.service_id = self.service_id or self._SERVICE_ID
-        event.event_type = event_type
-        event.event_time = codec.event_time()
-        event.paras = paras
-        return device.get_client().report_event(event, listener)
 
     def report_version(self, fw_version: str = None, sw_version: str = None, listener=None):
         """Publish ``version_report`` with the firmware and/or software version (None ones omitted).
@@ -148,7 +136,7 @@ class OTAService(AbstractService):
             paras["fw_version"] = fw_version
         if sw_version is not None:
             paras["sw_version"] = sw_version
-        return self._report("version_report", paras, listener)
+        return self._report_event("version_report", paras, listener)
 
     def report_ota_status(self, result_code: int, version: str, progress: int = None,
                           description: str = None, listener=None) -> object:
@@ -162,7 +150,7 @@ class OTAService(AbstractService):
             paras["progress"] = progress
         if description is not None:
             paras["description"] = description
-        return self._report("upgrade_progress_report", paras, listener)
+        return self._report_event("upgrade_progress_report", paras, listener)
 
     # ---- download helper (beyond upstream) ------------------------------------------------------
 
@@ -231,15 +219,6 @@ class OTAService(AbstractService):
             with self._lock:
                 self._downloads.discard(threading.current_thread())
 
-    @staticmethod
-    def _int_or_none(value) -> Optional[int]:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        return None
 
     def _download(self, pkg: PackageInfo, target_dir: str, ca_file: Optional[str], timeout: float,
                   file_name: Optional[str], max_retries: int, reserve_bytes: int, report_progress: bool,
@@ -257,7 +236,9 @@ class OTAService(AbstractService):
         except OSError as exc:
             raise OTADownloadError(self.OTA_CODE_INNER_ERROR, f"cannot create {target_dir}: {exc.strerror}",
                                    TransferError.IO) from None
-        size = self._int_or_none(getattr(pkg, "file_size", None))
+        size = codec.as_int(getattr(pkg, "file_size", None))
+        if size is not None and size < 0:
+            size = None
         sign = getattr(pkg, "sign", None) or None
         if not sign:
             _LOG.warning("OTA package %s has no sign: its integrity cannot be verified", version)

@@ -79,3 +79,17 @@ def rule_start_time(at: _dt.datetime) -> str:
     if at.tzinfo is not None:
         at = at.astimezone(_dt.timezone.utc)
     return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def as_int(value: Any) -> "int | None":
+    """An integer read from untrusted JSON: ints (not bools), integral floats and decimal strings such as
+    ``"-12"``; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None

@@ -9,6 +9,7 @@ import datetime as _dt
 import json
 from typing import Any, Optional
 
+from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.rule.model.actions import Action
 from iot_device_sdk_python.rule.model.condition_execute import (
     DEVICE_DATA, OPERATORS, parse_between, split_path, to_number)
@@ -70,15 +71,7 @@ def _str_field(obj: dict, key: str, default: str = "") -> str:
 
 def parse_version(raw: Any) -> Optional[int]:
     """A rule version as int (``"3"`` accepted), or None when absent/unreadable."""
-    if raw is None or isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())
-    return None
+    return codec.as_int(raw)
 
 
 def parse_condition(obj: Any, index: int) -> Condition:

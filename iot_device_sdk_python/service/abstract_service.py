@@ -201,6 +201,23 @@ class AbstractService(IService):
             return None
         return self._iot_device.fire_properties_changed(self._service_id, properties)
 
+    #: The service id a system service reports under when it was not added with another one.
+    _SERVICE_ID = ""
+
+    def _report_event(self, event_type: str, paras: dict, listener=None):
+        """Publish one event of this service on ``events/up`` (``event_time`` filled in UTC by the client).
+
+        Returns the PublishHandle. Raises RuntimeError when the service is not attached to a device.
+        """
+        device = self._iot_device
+        if device is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a device")
+        event = DeviceEvent()
+        event.service_id = self._service_id or self._SERVICE_ID
+        event.event_type = event_type
+        event.paras = paras
+        return device.get_client().report_event(event, listener)
+
     def get_iot_device(self) -> Optional["AbstractDevice"]:
         return self._iot_device
 

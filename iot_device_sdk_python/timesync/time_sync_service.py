@@ -61,17 +61,7 @@ class TimeSyncService(AbstractService):
         return self._request(codec.now_ms(), listener)
 
     def _request(self, device_send_time: int, listener=None):
-        from iot_device_sdk_python.client.request.device_event import DeviceEvent
-
-        device = self.get_iot_device()
-        if device is None:
-            raise RuntimeError("TimeSyncService is not attached to a device")
-        event = DeviceEvent()
-        event.service_id = self.service_id or self._SERVICE_ID
-        event.event_type = "time_sync_request"
-        event.event_time = codec.event_time()
-        event.paras = {"device_send_time": device_send_time}
-        return device.get_client().report_event(event, listener)
+        return self._report_event("time_sync_request", {"device_send_time": device_send_time}, listener)
 
     def _in_dispatcher(self) -> bool:
         if self._dispatcher_ident is not None and threading.get_ident() == self._dispatcher_ident:
@@ -117,17 +107,6 @@ class TimeSyncService(AbstractService):
         for w in waiters:
             w.event.set()
 
-    @staticmethod
-    def _as_int(value) -> Optional[int]:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value.strip())
-        return None
 
     def on_event(self, device_event) -> None:
         """Handle ``time_sync_response`` (dispatcher thread): wake :meth:`sync` callers, call the listener.
@@ -144,7 +123,7 @@ class TimeSyncService(AbstractService):
         if not isinstance(paras, dict):
             _LOG.error("time_sync_response without paras; ignored")
             return
-        times = [self._as_int(paras.get(k)) for k in ("device_send_time", "server_recv_time", "server_send_time")]
+        times = [codec.as_int(paras.get(k)) for k in ("device_send_time", "server_recv_time", "server_send_time")]
         if any(t is None for t in times):
             _LOG.error("time_sync_response with missing or invalid times; ignored")
             return

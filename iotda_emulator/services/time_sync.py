@@ -18,14 +18,6 @@ from iotda_emulator.services.base import PlatformService
 log = logging.getLogger(__name__)
 
 
-def _as_ms(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 class TimeSyncService(PlatformService):
@@ -47,7 +39,7 @@ class TimeSyncService(PlatformService):
             log.warning("unknown $time_sync event type %r from %s; ignored", event.get("event_type"), target)
             return
         paras = event.get("paras")
-        device_send_time = _as_ms(paras.get("device_send_time")) if isinstance(paras, dict) else None
+        device_send_time = codec.as_int(paras.get("device_send_time")) if isinstance(paras, dict) else None
         if device_send_time is None:
             log.warning("time_sync_request from %s without a valid device_send_time; ignored", target)
             return

@@ -125,7 +125,7 @@ def test_device_registry_rules_on_a_bare_store(tmp_path):
             reg.create_device("bad/id")
         cert = reg.create_device("certdev", fingerprint="AA:BB:CC")
         assert cert["auth_type"] == "CERTIFICATES" and cert["secret"] is None and cert["fingerprint"] == "aabbcc"
-        child = reg.create_device("child1", gateway_id="p1_n1")
+        assert reg.create_device("child1", gateway_id="p1_n1")["gateway_id"] == "p1_n1"
         assert [c["device_id"] for c in reg.children("p1_n1")] == ["child1"]
         assert reg.update_device("child1", name="kid", fingerprint="DD:EE")["fingerprint"] == "ddee"
         with pytest.raises(ValueError):

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import pytest
 

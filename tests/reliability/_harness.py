@@ -5,7 +5,7 @@ import json
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List
 
 from iot_device_sdk_python.client.request.service_property import ServiceProperty
 from iot_device_sdk_python.protocol import codec, topics

@@ -25,7 +25,6 @@ from iot_device_sdk_python.iot_device import IotDevice
 from iot_device_sdk_python.protocol import codec, topics
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from tests.fixtures_sdk import build_client_conf
-from tests.reliability._harness import wait_until
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -24,7 +24,6 @@ from iot_device_sdk_python.filemanager.file_manager_service import FileTransferE
 from iot_device_sdk_python.ota.ota_listener import OTAListener
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.transport.mqtt.mqtt_connection import MqttConnection
-from tests.reliability._harness import wait_until
 
 
 # ---- TLS version floor ----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-import time
 
 import pytest
 

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable, List
+from typing import List
 
 from iot_device_sdk_python.transport.action_listener import ActionListener
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)

@@ -14,7 +14,6 @@ from iot_device_sdk_python.client.client_conf import ClientConf
 from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.iot_device import IotDevice
 from iot_device_sdk_python.protocol import topics
-from tests.fixtures_sdk import build_client_conf
 from tests.sdk.helpers import Recorder, sdk_threads, wait_until
 
 

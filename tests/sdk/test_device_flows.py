@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 
 from iot_device_sdk_python import (AbstractService, CommandListener, CommandRsp, DeviceEvent, DeviceMessage,
                                    DeviceMessageListener, DeviceShadowListener, IotResult, Property,

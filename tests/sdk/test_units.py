@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from iot_device_sdk_python import (AbstractService, ClientConf, Command, CommandRsp, ConnectAuthInfo, DeviceEvents,
-                                   IotResult, MqttConnectConf, Property, PublishError, PublishHandle,
+                                   MqttConnectConf, Property, PublishError, PublishHandle,
                                    RawDeviceMessage, ServiceProperty, ShadowData, command)
 from iot_device_sdk_python.client import iot_result
 from iot_device_sdk_python.client.request.device_message import DeviceMessage

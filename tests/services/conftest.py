@@ -1,7 +1,6 @@
 """Helpers shared by the services tests."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from tests.waiting import wait_until  # noqa: F401 (re-exported to the tests of this folder)
