@@ -30,7 +30,11 @@ def _signature(obj) -> str:
 
 
 def _public_members(cls):
-    for name, member in cls.__dict__.items():
+    # the class's own members plus those it inherits from private helper bases (they are part of its API)
+    own = {}
+    for klass in reversed([k for k in cls.__mro__ if k is cls or k.__name__.startswith("_")]):
+        own.update(klass.__dict__)
+    for name, member in own.items():
         if name.startswith("_") and name != "__init__":
             continue
         if isinstance(member, (staticmethod, classmethod)):
@@ -70,7 +74,8 @@ def render() -> str:
         if functions:
             lines.append("")
         for cls_name, cls in classes:
-            bases = ", ".join(b.__name__ for b in cls.__bases__ if b is not object)
+            bases = ", ".join(b.__name__ for b in cls.__bases__
+                              if b is not object and not b.__name__.startswith("_"))
             lines += [f"### class `{cls_name}`" + (f"({bases})" if bases else ""), ""]
             doc = _first_paragraph(cls)
             if doc:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from iot_device_sdk_python.ota.ota_package_info import _rw
+from iot_device_sdk_python.ota.ota_package_info import _PackageFields, _rw
 
 
-class OTAPackageInfoV2:
+class OTAPackageInfoV2(_PackageFields):
     """An upgrade package in the customer's OBS bucket: ``url`` is presigned (no token needed).
 
     Unlike upstream, every documented field is parsed, including ``sign`` (SHA-256 hex) and ``file_size``.
@@ -15,6 +15,7 @@ class OTAPackageInfoV2:
     _FIELDS = ("url", "version", "file_size", "file_name", "expires", "sign", "custom_info",
                "task_id", "sub_device_count", "task_ext_info")
     _ALWAYS = ("url", "version", "file_size", "file_name", "expires")
+    _OPTIONAL = ("sign", "custom_info", "task_id", "sub_device_count", "task_ext_info")
 
     url = _rw("url", "Presigned download URL (a secret: never log it).")
     version = _rw("version", "Target version of the package.")
@@ -39,23 +40,3 @@ class OTAPackageInfoV2:
         self._sub_device_count: Optional[int] = None
         self._task_ext_info: Any = None
 
-    def to_dict(self) -> dict:
-        """The JSON paras: url, version, file_size, file_name, expires always; the rest when not None."""
-        d = {k: getattr(self, k) for k in self._ALWAYS}
-        for k in ("sign", "custom_info", "task_id", "sub_device_count", "task_ext_info"):
-            if getattr(self, k) is not None:
-                d[k] = getattr(self, k)
-        return d
-
-    def convert_from_dict(self, json_dict: dict) -> None:
-        """Copy every known key present in ``json_dict`` (upstream dropped all but url/version/expires)."""
-        if not isinstance(json_dict, dict):
-            return
-        for key in self._FIELDS:
-            if key in json_dict:
-                setattr(self, "_" + key, json_dict[key])
-
-    def __repr__(self) -> str:
-        from iot_device_sdk_python.transfer.http_transfer import redact_url
-        return (f"{type(self).__name__}(version={self._version!r}, file_name={self._file_name!r}, "
-                f"file_size={self._file_size!r}, url={redact_url(self._url)!r}, task_id={self._task_id!r})")

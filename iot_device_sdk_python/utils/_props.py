@@ -14,3 +14,8 @@ def rw(attr: str, doc: str = "") -> property:
         setattr(self, attr, value)
 
     return property(getter, setter, doc=doc)
+
+
+def field(name: str, doc: str = "") -> property:
+    """A property reading and writing ``self._<name>`` (the upstream data-holder style)."""
+    return rw("_" + name, doc or name)

@@ -8,18 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-
-def rw(name: str, doc: str = "") -> property:
-    """A read/write property stored in the instance attribute ``_<name>``."""
-    attr = "_" + name
-
-    def fget(self):
-        return getattr(self, attr)
-
-    def fset(self, value):
-        setattr(self, attr, value)
-
-    return property(fget, fset, doc=doc or name)
+from iot_device_sdk_python.protocol import codec
+from iot_device_sdk_python.utils._props import field as rw  # noqa: F401 (used by the gateway data classes)
 
 
 def as_text(value: Any, default: Optional[str] = "") -> Optional[str]:
@@ -35,18 +25,8 @@ def as_text(value: Any, default: Optional[str] = "") -> Optional[str]:
 
 def as_int(value: Any, default: Optional[int] = 0) -> Optional[int]:
     """``value`` as ``int`` (numeric strings accepted); anything else gives ``default``."""
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return default
-    return default
+    number = codec.as_int(value)
+    return default if number is None else number
 
 
 def as_list(value: Any) -> list:
