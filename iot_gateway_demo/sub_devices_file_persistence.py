@@ -11,12 +11,10 @@ import json
 import logging
 import os
 import tempfile
-import threading
-from typing import Dict, Optional
+from typing import Optional
 
 from iot_device_sdk_python.gateway.requests.device_info import DeviceInfo
-from iot_device_sdk_python.gateway.requests.sub_devices_info import SubDevicesInfo
-from iot_device_sdk_python.gateway.sub_devices_persistence import SubDevicesPersistence
+from iot_device_sdk_python.gateway.sub_devices_persistence import MemorySubDevicesPersistence
 
 _logger = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ ENV_FILE = "IOT_GATEWAY_SUBDEVICES_FILE"
 DEFAULT_FILE = "subdevices.json"
 
 
-class SubDevicesFilePersistence(SubDevicesPersistence):
+class SubDevicesFilePersistence(MemorySubDevicesPersistence):
     """Sub-devices and the platform's list version, kept in one JSON file (thread-safe).
 
     A notification whose version is older than the stored one is ignored (returns -1); equal versions
@@ -32,10 +30,8 @@ class SubDevicesFilePersistence(SubDevicesPersistence):
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
+        super().__init__()
         self._path = os.path.abspath(path or os.environ.get(ENV_FILE) or DEFAULT_FILE)
-        self._lock = threading.Lock()
-        self._version = 0
-        self._devices: Dict[str, DeviceInfo] = {}
         self._load()
 
     @property
@@ -87,62 +83,10 @@ class SubDevicesFilePersistence(SubDevicesPersistence):
                 pass
             raise
 
-    def get_sub_device(self, node_id: str) -> Optional[DeviceInfo]:
-        with self._lock:
-            return self._devices.get(node_id)
-
-    def get_sub_device_by_device_id(self, device_id: str) -> Optional[DeviceInfo]:
-        """The sub-device with this platform device id, or ``None``."""
-        with self._lock:
-            for info in self._devices.values():
-                if info.device_id == device_id:
-                    return info
-        return None
-
-    def add_sub_devices(self, sub_devices_info: SubDevicesInfo) -> int:
-        with self._lock:
-            if sub_devices_info.version and sub_devices_info.version < self._version:
-                _logger.info("ignoring add notification of version %s (have %s)", sub_devices_info.version,
-                             self._version)
-                return -1
-            for info in sub_devices_info.devices:
-                if info.node_id:
-                    self._devices[info.node_id] = info
-            if sub_devices_info.version:
-                self._version = sub_devices_info.version
-            try:
-                self._save()
-            except OSError as exc:
-                _logger.error("cannot write %s: %s", self._path, exc)
-                return -1
+    def _store(self) -> int:
+        try:
+            self._save()
+        except OSError as exc:
+            _logger.error("cannot write %s: %s", self._path, exc)
+            return -1
         return 0
-
-    def delete_sub_devices(self, sub_devices_info: SubDevicesInfo) -> int:
-        with self._lock:
-            if sub_devices_info.version and sub_devices_info.version < self._version:
-                _logger.info("ignoring delete notification of version %s (have %s)", sub_devices_info.version,
-                             self._version)
-                return -1
-            for info in sub_devices_info.devices:
-                node_id = info.node_id if info.node_id in self._devices else None
-                if node_id is None and info.device_id:
-                    node_id = next((n for n, d in self._devices.items() if d.device_id == info.device_id), None)
-                if node_id is not None:
-                    del self._devices[node_id]
-            if sub_devices_info.version:
-                self._version = sub_devices_info.version
-            try:
-                self._save()
-            except OSError as exc:
-                _logger.error("cannot write %s: %s", self._path, exc)
-                return -1
-        return 0
-
-    def get_version(self) -> int:
-        with self._lock:
-            return self._version
-
-    def all_devices(self) -> Dict[str, DeviceInfo]:
-        """A copy of ``{node_id: DeviceInfo}``."""
-        with self._lock:
-            return dict(self._devices)

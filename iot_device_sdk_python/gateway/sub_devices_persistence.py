@@ -1,12 +1,15 @@
 """Where a gateway keeps its list of sub-devices (the user provides the storage)."""
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABCMeta, abstractmethod
 from typing import Dict, Optional
 
 from iot_device_sdk_python.gateway.requests.device_info import DeviceInfo
 from iot_device_sdk_python.gateway.requests.sub_devices_info import SubDevicesInfo
+
+_logger = logging.getLogger(__name__)
 
 
 class SubDevicesPersistence(metaclass=ABCMeta):
@@ -60,26 +63,40 @@ class MemorySubDevicesPersistence(SubDevicesPersistence):
 
     def add_sub_devices(self, sub_devices_info: SubDevicesInfo) -> int:
         with self._lock:
-            if sub_devices_info.version and sub_devices_info.version < self._version:
+            if self._is_stale(sub_devices_info, "add"):
                 return -1
             for info in sub_devices_info.devices:
                 if info.node_id:
                     self._devices[info.node_id] = info
-            if sub_devices_info.version:
-                self._version = sub_devices_info.version
-        return 0
+            return self._apply_version(sub_devices_info)
 
     def delete_sub_devices(self, sub_devices_info: SubDevicesInfo) -> int:
         with self._lock:
-            if sub_devices_info.version and sub_devices_info.version < self._version:
+            if self._is_stale(sub_devices_info, "delete"):
                 return -1
             for info in sub_devices_info.devices:
-                node_id = info.node_id or next((n for n, d in self._devices.items()
-                                                if info.device_id and d.device_id == info.device_id), None)
-                if node_id:
-                    self._devices.pop(node_id, None)
-            if sub_devices_info.version:
-                self._version = sub_devices_info.version
+                node_id = info.node_id if info.node_id in self._devices else None
+                if node_id is None and info.device_id:
+                    node_id = next((n for n, d in self._devices.items() if d.device_id == info.device_id), None)
+                if node_id is not None:
+                    del self._devices[node_id]
+            return self._apply_version(sub_devices_info)
+
+    def _is_stale(self, sub_devices_info: SubDevicesInfo, what: str) -> bool:
+        if sub_devices_info.version and sub_devices_info.version < self._version:
+            _logger.info("ignoring %s notification of version %s (have %s)", what, sub_devices_info.version,
+                         self._version)
+            return True
+        return False
+
+    def _apply_version(self, sub_devices_info: SubDevicesInfo) -> int:
+        """Record the notification's version, then :meth:`_store` the list; returns 0 or -1."""
+        if sub_devices_info.version:
+            self._version = sub_devices_info.version
+        return self._store()
+
+    def _store(self) -> int:
+        """Called under the lock after every applied change: a subclass persists the list here (0 = ok)."""
         return 0
 
     def get_version(self) -> int:
