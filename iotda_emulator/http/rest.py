@@ -17,12 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import inspect
 import json
 import logging
 import re
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import tornado.web
 from tornado.ioloop import IOLoop
@@ -167,6 +166,22 @@ class BaseApiHandler(tornado.web.RequestHandler):
     async def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """Run a (possibly blocking) emulator call on the server's worker pool."""
         return await IOLoop.current().run_in_executor(self.server.executor, functools.partial(fn, *args, **kwargs))
+
+    async def platform_request(self, id_key: str, fn: Callable, device_id: str, *args: Any) -> None:
+        """Run a blocking platform request (command, property set or get) under a fresh IoTDA request id and
+        reply ``{id_key: id, "response": ...}``, or the IoTDA timeout body when the device did not answer.
+
+        The same id is in the device's topic, so the application can correlate both sides.
+        """
+        request_id = str(uuid.uuid4())
+        try:
+            response = await self.call(fn, device_id, *args, request_id=request_id)
+        except errors.CommandTimeout:
+            self.reply({id_key: request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
+            return
+        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        self.reply({id_key: request_id, "response": response})
 
     async def require_device(self, device_id: str) -> dict:
         record = await self.call(self.emulator.get_device, device_id)
@@ -415,23 +430,6 @@ class DeviceHandler(BaseApiHandler):
 
 # ---- commands, properties, messages -------------------------------------------------------------
 
-def _call_accepting_request_id(fn: Callable, *args: Any, request_id: str, **kwargs: Any) -> Tuple[Any, str]:
-    """Call an emulator method, passing our request id when the method accepts a ``request_id`` argument
-    (then the id in the device's topic equals the ``command_id``/``request_id`` the application gets).
-
-    Returns ``(result, request_id)``.
-    """
-    if _accepts(fn, "request_id"):
-        return fn(*args, request_id=request_id, **kwargs), request_id
-    return fn(*args, **kwargs), request_id
-
-
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class CommandsHandler(BaseApiHandler):
@@ -448,17 +446,8 @@ class CommandsHandler(BaseApiHandler):
         if len(self.request.body) > MAX_DOWNLINK:
             raise bad_request("The command exceeds 256 KB.")
         await self.require_device(device_id)
-        command_id = str(uuid.uuid4())
-        try:
-            response, command_id = await self.call(
-                _call_accepting_request_id, self.emulator.send_command, device_id, service_id, command_name, paras,
-                request_id=command_id)
-        except errors.CommandTimeout:
-            self.reply({"command_id": command_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
-            return
-        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
-            raise _emulator_error(exc, device_id) from None
-        self.reply({"command_id": command_id, "response": response})
+        await self.platform_request("command_id", self.emulator.send_command, device_id, service_id, command_name,
+                                    paras)
 
 
 class PropertiesHandler(BaseApiHandler):
@@ -475,16 +464,7 @@ class PropertiesHandler(BaseApiHandler):
         if len(self.request.body) > 64 * 1024:
             raise bad_request("The properties exceed 64 KB.")
         await self.require_device(device_id)
-        request_id = str(uuid.uuid4())
-        try:
-            response, request_id = await self.call(
-                _call_accepting_request_id, self.emulator.set_properties, device_id, services, request_id=request_id)
-        except errors.CommandTimeout:
-            self.reply({"request_id": request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
-            return
-        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
-            raise _emulator_error(exc, device_id) from None
-        self.reply({"request_id": request_id, "response": response})
+        await self.platform_request("request_id", self.emulator.set_properties, device_id, services)
 
     @api
     async def get(self, project_id: str, device_id: str) -> None:
@@ -492,17 +472,7 @@ class PropertiesHandler(BaseApiHandler):
         if service_id is not None and len(service_id) > 64:
             raise bad_request("'service_id' has at most 64 characters.")
         await self.require_device(device_id)
-        request_id = str(uuid.uuid4())
-        try:
-            response, request_id = await self.call(
-                _call_accepting_request_id, self.emulator.get_properties, device_id, service_id,
-                request_id=request_id)
-        except errors.CommandTimeout:
-            self.reply({"request_id": request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
-            return
-        except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
-            raise _emulator_error(exc, device_id) from None
-        self.reply({"request_id": request_id, "response": response})
+        await self.platform_request("request_id", self.emulator.get_properties, device_id, service_id)
 
 
 class MessagesHandler(BaseApiHandler):

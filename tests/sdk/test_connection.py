@@ -130,21 +130,12 @@ def test_tls_wrong_host_name_fails(emulator, make_device):
 
 
 def test_x509_device_with_key_password(emulator, make_device):
-    rec = emulator.create_device(device_id=None, secret=None, auth_type="CERTIFICATES") \
-        if _accepts_auth_type(emulator) else None
-    if rec is None:
-        pytest.skip("emulator create_device has no certificate auth_type")
+    rec = emulator.create_device(device_id=None, secret=None, auth_type="CERTIFICATES")
     cert, key, fingerprint = emulator.issue_device_cert(rec["device_id"], password="pw123")
     device = make_device(record=rec, tls=True, connect=False, auth_type=ConnectAuthInfo.X509_AUTH,
                          cert_path=cert, key_path=key, key_password="pw123", secret=None)
     assert device.connect() == 0
     assert emulator.is_online(rec["device_id"])
-
-
-def _accepts_auth_type(emulator):
-    import inspect
-    params = inspect.signature(emulator.core.create_device).parameters
-    return "auth_type" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 def test_reconnect_restores_subscriptions_and_flushes_buffer_in_order(emulator, make_device):
