@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import inspect
 import logging
 import os
 from typing import Any, Callable, Dict, List, Optional
@@ -368,22 +367,14 @@ class TraceHandler(_ApiHandler):
         except ValueError:
             raise ConsoleError(400, "bad_request", "after and limit must be numbers") from None
         limit = max(1, min(limit, TRACE_LIMIT))
-        entries, cursor = await self.blocking(self._read, device_id, direction, after)
+        cursor = int(after)
+        # the newest limit+1 entries after the cursor: one more than shown tells the page it missed some
+        entries = await self.blocking(self.emulator.core.trace, device_id, direction, None, since_id=cursor,
+                                      limit=limit + 1, newest=True)
         truncated = len(entries) > limit
         entries = entries[-limit:]
-        self.send_json({"entries": [trace_entry_json(e) for e in entries], "cursor": cursor,
-                        "truncated": truncated})
-
-    def _read(self, device_id: Optional[str], direction: Optional[str], after: float) -> tuple:
-        """``(entries, cursor)``: by trace row id when the core offers it, else by time."""
-        core_trace = getattr(getattr(self.emulator, "core", None), "trace", None)
-        if core_trace is not None and "since_id" in inspect.signature(core_trace).parameters:
-            entries = core_trace(device_id, direction, None, since_id=int(after))
-            return entries, (entries[-1].id if entries else int(after))
-        entries = [e for e in self.emulator.trace(device_id=device_id, direction=direction)
-                   if float(e.time) > after]
-        entries.sort(key=lambda e: float(e.time))
-        return entries, (float(entries[-1].time) if entries else after)
+        self.send_json({"entries": [trace_entry_json(e) for e in entries],
+                        "cursor": entries[-1].id if entries else cursor, "truncated": truncated})
 
 
 def _ota_service(emulator: Any) -> Any:
