@@ -868,13 +868,7 @@ class PlatformCore:
         obj = self._json(device_id, topics.PROPERTIES_REPORT, payload)
         if obj is None or self.get_device(device_id) is None:
             return
-        services, problem = self._service_properties(obj.get("services"))
-        if problem:
-            self._bad(device_id, topics.PROPERTIES_REPORT, problem)
-        if services:
-            self._apply_report(device_id, services)
-            if self._desired_diff(device_id):
-                self.submit(self._push_desired, device_id)
+        self._report_services(device_id, device_id, topics.PROPERTIES_REPORT, obj.get("services"))
 
     def _on_gateway_report(self, gateway_id: str, payload: bytes) -> None:
         obj = self._json(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, payload)
@@ -890,13 +884,18 @@ class PlatformCore:
             if rec is None or (child != gateway_id and rec.get("gateway_id") != gateway_id):
                 self._bad(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, f"{child!r} is not a sub-device of the gateway")
                 continue
-            services, problem = self._service_properties(entry.get("services"))
-            if problem:
-                self._bad(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, problem)
-            if services:
-                self._apply_report(child, services)
-                if self._desired_diff(child):
-                    self.submit(self._push_desired, child)
+            self._report_services(gateway_id, child, topics.GATEWAY_PROPERTIES_REPORT, entry.get("services"))
+
+    def _report_services(self, sender_id: str, device_id: str, kind: str, raw_services: Any) -> None:
+        """Apply reported services to ``device_id``'s shadow (bad entries logged against the sender), then
+        push desired values that still differ."""
+        services, problem = self._service_properties(raw_services)
+        if problem:
+            self._bad(sender_id, kind, problem)
+        if services:
+            self._apply_report(device_id, services)
+            if self._desired_diff(device_id):
+                self.submit(self._push_desired, device_id)
 
     def _on_shadow_get(self, device_id: str, info: topics.TopicInfo, payload: bytes) -> None:
         if not info.request_id:
