@@ -31,7 +31,7 @@ from iot_device_sdk_python.client.request.service_property import ServicePropert
 from iot_device_sdk_python.client.request.shadow_data import ShadowData
 from iot_device_sdk_python.protocol import codec, topics
 from iot_device_sdk_python.transport.action_listener import ActionListener
-from iot_device_sdk_python.transport import arg_check as _chk  # (added by reliability helper)
+from iot_device_sdk_python.transport import arg_check as _chk
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
 from iot_device_sdk_python.transport.mqtt.mqtt_connection import MqttConnection
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from iot_device_sdk_python.service.abstract_device import AbstractDevice
 
 _logger = logging.getLogger(__name__)
+_dumps_bytes = codec.dumps_bytes
 
 SDK_VERSION = "Python_v2.0.0"
 
@@ -78,7 +79,7 @@ class DeviceClient(RawMessageListener):
         self._connect_auth_info = connect_auth_info  # never mutated (bootstrap builds a new one)
         self._mqtt_connect_conf = mqtt_connect_conf
         self._device = device
-        network_loop = getattr(mqtt_connect_conf, "network_loop", None)  # (added by performance helper)
+        network_loop = getattr(mqtt_connect_conf, "network_loop", None)
         self._dispatcher = (network_loop.new_dispatcher(f"iot-dispatch-{connect_auth_info.id}") if network_loop
                             is not None else Dispatcher(f"iot-dispatch-{connect_auth_info.id}"))
         self._connection = MqttConnection(connect_auth_info, mqtt_connect_conf, self, dispatcher=self._dispatcher)
@@ -89,6 +90,7 @@ class DeviceClient(RawMessageListener):
         self._device_shadow_listener: Optional[DeviceShadowListener] = None
         self._rule_action_handler = None
         self._custom_topic_listeners: List[Tuple[str, Any]] = []
+        self._uplink: Tuple[Any, str, str] = (None, "", "")  # (device id, properties/report, messages/up)
         self._connection.add_connect_listener(_AutoReportInfoListener(self))
 
     # ---- validation -------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ class DeviceClient(RawMessageListener):
         """The underlying :class:`MqttConnection` (tests and diagnostics)."""
         return self._connection
 
-    def get_buffer_metrics(self):  # (added by reliability helper)
+    def get_buffer_metrics(self):
         """Offline-buffer counters (``transport.offline_queue.BufferMetrics``: queued, sent, dropped,
         restored, size, durable)."""
         return self._connection.get_buffer_metrics()
@@ -272,25 +274,60 @@ class DeviceClient(RawMessageListener):
     def _qos(self) -> int:
         return self._mqtt_connect_conf.qos
 
+    def _uplink_topics(self) -> Tuple[Any, str, str]:
+        """(device id, properties/report topic, messages/up topic), built once per device id."""
+        cached = self._uplink
+        device_id = self._connect_auth_info.id
+        if cached[0] is not device_id:
+            cached = self._uplink = (device_id, topics.properties_report(device_id), topics.messages_up(device_id))
+        return cached
+
     def _publish(self, topic: str, payload: Any, listener: Optional[ActionListener], qos: Optional[int] = None) -> PublishHandle:
-        try:
-            data = payload if isinstance(payload, (bytes, str)) else codec.dumps_bytes(payload)
-        except (TypeError, ValueError) as exc:  # (added by reliability helper) name the problem at the call
-            raise TypeError(f"payload: cannot be sent as JSON ({exc})") from None
-        return self._connection.publish_message(RawMessage(topic, data, self._qos if qos is None else qos), listener)
+        # the JSON is encoded exactly once, compact, by the codec; the connection takes topic/payload/qos
+        # as they are (no RawMessage in between)
+        if payload.__class__ is dict:
+            try:
+                data = _dumps_bytes(payload)
+            except (TypeError, ValueError) as exc:  # name the problem at the call
+                raise TypeError(f"payload: cannot be sent as JSON ({exc})") from None
+        elif isinstance(payload, (bytes, str)):
+            data = payload
+        else:
+            try:
+                data = _dumps_bytes(payload)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"payload: cannot be sent as JSON ({exc})") from None
+        return self._connection._publish_fast(topic, data, self._mqtt_connect_conf.qos if qos is None else qos,
+                                              listener)
 
     def report_device_message(self, device_message: DeviceMessage, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish a message on ``messages/up`` (empty id/name/object_device_id are left out)."""
-        _chk.check_instance(device_message, DeviceMessage, 'device_message'); _chk.check_listener(listener)  # (added by reliability helper)
-        body = device_message.to_dict()
-        payload = {k: v for k, v in body.items() if k == "content" or v not in ("", None)}
-        return self._publish(topics.messages_up(self.get_device_id()), payload, listener)
+        if device_message.__class__ is not DeviceMessage:
+            _chk.check_instance(device_message, DeviceMessage, 'device_message')
+        if listener is not None:
+            _chk.check_listener(listener)
+        if device_message.__class__ is DeviceMessage:  # the same dict as below, without the to_dict() detour
+            m = device_message
+            payload = {}
+            if m._device_id not in ("", None):
+                payload["object_device_id"] = m._device_id
+            if m._id not in ("", None):
+                payload["id"] = m._id
+            if m._name not in ("", None):
+                payload["name"] = m._name
+            payload["content"] = m._content
+        else:
+            body = device_message.to_dict()
+            payload = {k: v for k, v in body.items() if k == "content" or v not in ("", None)}
+        return self._publish(self._uplink_topics()[2], payload, listener)
 
     def report_properties(self, services: List[ServiceProperty], listener: Optional[ActionListener] = None) -> PublishHandle:
         """Report properties (``properties/report``); also evaluates device rules when enabled."""
-        _chk.check_service_properties(services); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_service_properties(services)
+        if listener is not None:
+            _chk.check_listener(listener)
         payload = {"services": [_service_property_dict(s) for s in services]}
-        handle = self._publish(topics.properties_report(self.get_device_id()), payload, listener)
+        handle = self._publish(self._uplink_topics()[1], payload, listener)
         if self.enable_rule_manage():
             self._dispatcher.submit(self._evaluate_rules, list(services))
         return handle
@@ -306,7 +343,8 @@ class DeviceClient(RawMessageListener):
                           listener: Optional[ActionListener] = None) -> PublishHandle:
         """Ask for the shadow (answer goes to the DeviceShadowListener). The topic carries the own id;
         ``object_device_id`` (a gateway child) travels in the payload, as the protocol says."""
-        _chk.check_request_id(request_id); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_request_id(request_id)
+        _chk.check_listener(listener)
         payload = {}
         if object_device_id:
             payload["object_device_id"] = object_device_id
@@ -316,12 +354,15 @@ class DeviceClient(RawMessageListener):
 
     def report_event(self, device_event: DeviceEvent, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish one event of this device on ``events/up`` (event_time filled in UTC when empty)."""
-        _chk.check_instance(device_event, DeviceEvent, 'device_event'); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_instance(device_event, DeviceEvent, 'device_event')
+        _chk.check_listener(listener)
         return self._report_event_for(self.get_device_id(), device_event, listener)
 
     def report_sub_event(self, sub_device_id: str, device_event: DeviceEvent, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish one event about a gateway child (``object_device_id`` = ``sub_device_id``)."""
-        _chk.check_str(sub_device_id, 'sub_device_id'); _chk.check_instance(device_event, DeviceEvent, 'device_event'); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_str(sub_device_id, 'sub_device_id')
+        _chk.check_instance(device_event, DeviceEvent, 'device_event')
+        _chk.check_listener(listener)
         return self._report_event_for(sub_device_id, device_event, listener)
 
     def _report_event_for(self, object_device_id: str, device_event: DeviceEvent, listener) -> PublishHandle:
@@ -335,23 +376,30 @@ class DeviceClient(RawMessageListener):
 
     def respond_command(self, request_id: str, command_response: CommandRsp, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Answer command ``request_id``."""
-        _chk.check_request_id(request_id); _chk.check_instance(command_response, CommandRsp, 'command_response'); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_request_id(request_id)
+        _chk.check_instance(command_response, CommandRsp, 'command_response')
+        _chk.check_listener(listener)
         return self._publish(topics.command_response(self.get_device_id(), request_id), command_response.to_dict(), listener)
 
     def respond_properties_get(self, request_id: str, services: List[ServiceProperty], listener: Optional[ActionListener] = None) -> PublishHandle:
         """Answer property query ``request_id``."""
-        _chk.check_request_id(request_id); _chk.check_service_properties(services); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_request_id(request_id)
+        _chk.check_service_properties(services)
+        _chk.check_listener(listener)
         payload = {"services": [_service_property_dict(s) for s in services]}
         return self._publish(topics.properties_get_response(self.get_device_id(), request_id), payload, listener)
 
     def respond_properties_set(self, request_id: str, iot_result: IotResult, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Answer property write ``request_id``."""
-        _chk.check_request_id(request_id); _chk.check_instance(iot_result, IotResult, 'iot_result'); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_request_id(request_id)
+        _chk.check_instance(iot_result, IotResult, 'iot_result')
+        _chk.check_listener(listener)
         return self._publish(topics.properties_set_response(self.get_device_id(), request_id), iot_result.to_dict(), listener)
 
     def publish_raw_message(self, raw_message: RawMessage, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish any message as is (custom topics, binary payloads)."""
-        _chk.check_instance(raw_message, RawMessage, 'raw_message'); _chk.check_listener(listener)  # (added by reliability helper)
+        _chk.check_instance(raw_message, RawMessage, 'raw_message')
+        _chk.check_listener(listener)
         return self._connection.publish_message(raw_message, listener)
 
     def report_device_info(self, device_info: DeviceBaseInfo, listener: Optional[ActionListener] = None) -> PublishHandle:
@@ -552,6 +600,11 @@ class DeviceClient(RawMessageListener):
 
 
 def _service_property_dict(sp: ServiceProperty) -> dict:
+    if sp.__class__ is ServiceProperty:  # what to_dict() gives, built directly (hot path)
+        event_time = sp._event_time
+        if event_time is None or event_time == "":
+            return {"service_id": sp._service_id, "properties": sp._properties}
+        return {"service_id": sp._service_id, "properties": sp._properties, "event_time": event_time}
     d = sp.to_dict()
     if d.get("event_time") in (None, ""):
         d.pop("event_time", None)

@@ -33,10 +33,31 @@ def check_instance(value: Any, cls: type, name: str) -> None:
         raise TypeError(f"{name}: must be a {cls.__name__}, got {type(value).__name__}")
 
 
+_service_property_cls: Optional[type] = None
+
+
+def _service_property() -> type:
+    # imported on first use (transport must not import client at module load), then kept: an import
+    # statement per call is a measurable part of report_properties (doc/performance.md)
+    global _service_property_cls
+    if _service_property_cls is None:
+        from iot_device_sdk_python.client.request.service_property import ServiceProperty
+        _service_property_cls = ServiceProperty
+    return _service_property_cls
+
+
 def check_service_properties(services: Any, name: str = "services", allow_empty: bool = True) -> None:
     """A list/tuple of ServiceProperty, each with a non-empty str service_id and dict properties."""
-    from iot_device_sdk_python.client.request.service_property import ServiceProperty
-
+    ServiceProperty = _service_property_cls or _service_property()
+    if services.__class__ is list and services:  # fast path: plain ServiceProperty items, all valid
+        for sp in services:
+            if sp.__class__ is not ServiceProperty:
+                break
+            sid = sp._service_id
+            if sid.__class__ is not str or not sid or sp._properties.__class__ is not dict:
+                break
+        else:
+            return
     if not isinstance(services, (list, tuple)):
         raise TypeError(f"{name}: must be a list of ServiceProperty, got {type(services).__name__}")
     if not services and not allow_empty:

@@ -33,6 +33,10 @@ class PublishHandle:
     waiting on a handle from inside a listener is safe.
     """
 
+    # slots: one handle per publish, made on the caller's thread and resolved on paho's; a slotted object
+    # is quicker to build and to update (subclasses such as the gateway's PublishGroup still get a __dict__)
+    __slots__ = ("_topic", "_done", "_event", "_lock", "_exception", "_mid", "_callbacks", "_callback_runner")
+
     def __init__(self, topic: str = "", callback_runner: Optional[Callable[..., object]] = None):
         self._topic = topic
         # the Event is made only when someone waits: most handles are never waited on, and an Event
@@ -42,7 +46,7 @@ class PublishHandle:
         self._lock = threading.Lock()
         self._exception: Optional[BaseException] = None
         self._mid: Optional[int] = None
-        self._callbacks: List[Callable[["PublishHandle"], object]] = []
+        self._callbacks: Optional[List[Callable[["PublishHandle"], object]]] = None  # made on first add
         # runs done-callbacks (the device's dispatcher); None = run in the resolving thread
         self._callback_runner = callback_runner
 
@@ -100,6 +104,8 @@ class PublishHandle:
         """Call ``fn(handle)`` once the handle is resolved (at once if it already is)."""
         with self._lock:
             if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(fn)
                 return
         self._run_callback(fn)
@@ -107,7 +113,23 @@ class PublishHandle:
     # ---- resolution (SDK internal) --------------------------------------------------------------
 
     def _set_success(self, mid: Optional[int] = None) -> bool:
-        return self._resolve(None, mid)
+        # the usual case, once per PUBACK on paho's network thread: nothing to wake, nothing to call
+        with self._lock:
+            if self._done:
+                return False
+            if mid is not None:
+                self._mid = mid
+            self._done = True
+            event = self._event
+            callbacks = self._callbacks
+            if callbacks is not None:
+                self._callbacks = None
+        if event is not None:
+            event.set()
+        if callbacks:
+            for fn in callbacks:
+                self._run_callback(fn)
+        return True
 
     def _set_failure(self, exc: BaseException) -> bool:
         return self._resolve(exc, None)
@@ -121,11 +143,12 @@ class PublishHandle:
             self._exception = exc
             self._done = True
             event = self._event
-            callbacks, self._callbacks = self._callbacks, []
+            callbacks, self._callbacks = self._callbacks, None
         if event is not None:
             event.set()
-        for fn in callbacks:
-            self._run_callback(fn)
+        if callbacks:
+            for fn in callbacks:
+                self._run_callback(fn)
         return True
 
     def _run_callback(self, fn: Callable[["PublishHandle"], object]) -> None:

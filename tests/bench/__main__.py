@@ -13,7 +13,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from typing import Any, Callable, Dict, List
 
@@ -87,12 +86,36 @@ def _msg(i: int) -> dict:
     return {"content": f"bench message number {i} with some text in it"}
 
 
+class _CpuSplit:
+    """CPU used during one measured run, per process: this one (the device), the emulator process (access
+    front + platform core, one GIL) and Mosquitto. In microseconds per message."""
+
+    def __init__(self, emu: EmulatorProcess) -> None:
+        self._emu = emu
+        self._t0 = emu.cpu()
+        self._p0 = time.process_time()
+
+    def device_done(self) -> None:
+        """The device's work is over (all acknowledged): its CPU is read now, the emulator's later."""
+        self._p1 = time.process_time()
+
+    def stop(self, n: int) -> Dict[str, float]:
+        """Call once the platform has traced every message (the emulator's work for them is done)."""
+        p1 = self._p1
+        t1 = self._emu.cpu()
+        per = 1e6 / n
+        return {"device_us": round((p1 - self._p0) * per, 1),
+                "emulator_us": round((t1["emulator"] - self._t0["emulator"]) * per, 1),
+                "mosquitto_us": round((t1["mosquitto"] - self._t0["mosquitto"]) * per, 1)}
+
+
 def _sdk_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
     rec = emu.create_devices(1)[0]
     d = sdk_device(emu.host, emu.mqtt_port, rec, qos=qos)
     client = d.get_client()
     since = emu.last_id()
     try:
+        cpu = _CpuSplit(emu)
         t = time.perf_counter()
         if kind == "report_properties":
             handles = [client.report_properties([ServiceProperty("bench", _props(i)["services"][0]["properties"])])
@@ -103,16 +126,20 @@ def _sdk_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
                 m = DeviceMessage()
                 m.content = _msg(i)["content"]
                 handles.append(client.report_device_message(m))
-        failed = 0
-        for h in handles:
-            if h.exception(120) is not None:
-                failed += 1
+        # One wait, as raw paho waits on one Event for its count: handles resolve in publish order (writes
+        # and PUBACKs come in order), so once the last is done the others are too. Waiting on each in turn
+        # instead made the main thread sleep and wake once per message (an Event and a thread switch per
+        # handle), which the raw run did not pay. Every handle is still checked below.
+        if handles:
+            handles[-1].exception(120)
         dt = time.perf_counter() - t
+        cpu.device_done()
+        failed = sum(1 for h in handles if h.exception(120) is not None)
     finally:
         d.destroy()
     tk = topics.PROPERTIES_REPORT if kind == "report_properties" else topics.MESSAGES_UP
     got = emu.wait_count([rec["device_id"]], tk, since, n, timeout=120)
-    return {"rate": n / dt, "failed": failed, "received": got}
+    return {"rate": n / dt, "failed": failed, "received": got, "cpu": cpu.stop(n)}
 
 
 def _raw_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
@@ -125,16 +152,18 @@ def _raw_run(emu, kind: str, qos: int, n: int) -> Dict[str, Any]:
     build = _props if kind == "report_properties" else _msg
     r.expect(n)
     try:
+        cpu = _CpuSplit(emu)
         t = time.perf_counter()
         for i in range(n):  # the same work a hand-written device does: build the JSON, publish it
             r.client.publish(topic, json.dumps(build(i), separators=(",", ":")), qos)
         r.done.wait(120)
         dt = time.perf_counter() - t
+        cpu.device_done()
     finally:
         r.close()
     tk = topics.PROPERTIES_REPORT if kind == "report_properties" else topics.MESSAGES_UP
     got = emu.wait_count([dev], tk, since, n, timeout=120)
-    return {"rate": n / dt, "failed": n - r.published, "received": got}
+    return {"rate": n / dt, "failed": n - r.published, "received": got, "cpu": cpu.stop(n)}
 
 
 def bench_throughput(emu: EmulatorProcess, n: int, reps: int) -> Dict[str, Any]:
@@ -142,19 +171,31 @@ def bench_throughput(emu: EmulatorProcess, n: int, reps: int) -> Dict[str, Any]:
     for kind in ("report_properties", "report_device_message"):
         for qos in (0, 1):
             sdk, raw = [], []
-            for _ in range(reps):  # interleaved so that drift hits both alike
-                raw.append(_raw_run(emu, kind, qos, n))
-                sdk.append(_sdk_run(emu, kind, qos, n))
+            _raw_run(emu, kind, qos, min(n, 300))  # warm-up (first connection, caches), not counted
+            _sdk_run(emu, kind, qos, min(n, 300))
+            for i in range(reps):  # interleaved, alternating who goes first, so that drift hits both alike
+                if i % 2 == 0:
+                    raw.append(_raw_run(emu, kind, qos, n))
+                    sdk.append(_sdk_run(emu, kind, qos, n))
+                else:
+                    sdk.append(_sdk_run(emu, kind, qos, n))
+                    raw.append(_raw_run(emu, kind, qos, n))
             s, r = _median([x["rate"] for x in sdk]), _median([x["rate"] for x in raw])
             key = f"{kind}_qos{qos}"
+            cpu = {who: {part: _median([x["cpu"][part] for x in runs]) for part in runs[0]["cpu"]}
+                   for who, runs in (("sdk", sdk), ("raw_paho", raw))}
             out[key] = {"sdk_msg_s": round(s), "raw_paho_msg_s": round(r), "ratio": round(s / r, 3),
+                        "cpu_us_per_msg_median": cpu,
                         "sdk_runs": [round(x["rate"]) for x in sdk], "raw_runs": [round(x["rate"]) for x in raw],
                         "sdk_failed": sum(x["failed"] for x in sdk),
                         "platform_received_sdk": [x["received"] for x in sdk],
                         "platform_received_raw": [x["received"] for x in raw]}
-            log(f"{key}: sdk {s:.0f}/s raw {r:.0f}/s ratio {s / r:.3f}")
+            log(f"{key}: sdk {s:.0f}/s raw {r:.0f}/s ratio {s / r:.3f}; CPU us/msg device/emulator/mosquitto "
+                f"sdk {'/'.join(str(v) for v in cpu['sdk'].values())} "
+                f"raw {'/'.join(str(v) for v in cpu['raw_paho'].values())}")
     out["messages_per_run"] = n
     out["runs"] = reps
+    out["raw_tcp_nodelay"] = True  # like the SDK's socket (tests/bench/common.py RawDevice)
     return out
 
 
@@ -262,6 +303,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes everywhere (smoke run, ~1 min)")
     ap.add_argument("--messages", type=int, help="messages per throughput run (default 3000)")
+    ap.add_argument("--runs", type=int, default=5, help="interleaved throughput runs per case (median; default 5)")
     ap.add_argument("--commands", type=int, help="commands for the round trip (default 2000)")
     ap.add_argument("--devices", default=None, help="comma list of device counts for the scale part (1,100,1000)")
     ap.add_argument("--children", type=int, help="gateway children (default 10000)")
@@ -288,7 +330,7 @@ def main() -> None:
             result["connect"] = bench_connect(emu, 3 if q else 10)
             log(f"connect: sdk {result['connect']['sdk_ms']} ms raw {result['connect']['raw_paho_ms']} ms")
         if want("throughput"):
-            result["throughput"] = bench_throughput(emu, n_msg, 1 if q else 3)
+            result["throughput"] = bench_throughput(emu, n_msg, 1 if q else a.runs)
         if want("rtt"):
             result["command_round_trip"] = bench_rtt(emu, n_cmd)
         if want("scale"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import statistics
 import time
 from typing import Any, Dict, List, Optional
@@ -55,6 +56,9 @@ def _serve(conn, options: Dict[str, Any]) -> None:
                     for d in codec.loads_object(bytes(r["payload"])).get("devices", []):
                         ids.add(d.get("device_id"))
                 conn.send({"messages": len(rows), "children": len(ids)})
+            elif op == "cpu":  # CPU seconds so far: this process (access front + platform core) and Mosquitto
+                proc = getattr(emu.broker, "_proc", None)
+                conn.send({"emulator": time.process_time(), "mosquitto": _proc_cpu(proc.pid) if proc else 0.0})
             elif op == "last_id":
                 conn.send(core.last_trace_id)
             elif op == "wait_online":
@@ -80,6 +84,16 @@ def _serve(conn, options: Dict[str, Any]) -> None:
             conn.send(exc)
     emu.stop()
 
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of process ``pid`` in seconds (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _count(core, device_ids: Optional[List[str]], kind: str, since: int) -> int:
@@ -112,6 +126,10 @@ class EmulatorProcess:
 
     def create_devices(self, n: int, **kwargs: Any) -> List[dict]:
         return self.call("create_devices", n, kwargs)
+
+    def cpu(self) -> Dict[str, float]:
+        """CPU seconds used so far by the emulator process and by Mosquitto."""
+        return self.call("cpu")
 
     def last_id(self) -> int:
         return self.call("last_id")

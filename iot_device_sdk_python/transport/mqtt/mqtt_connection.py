@@ -31,7 +31,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -41,7 +41,6 @@ from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.protocol import codec, topics
 from iot_device_sdk_python.transport.action_listener import ActionListener
 from iot_device_sdk_python.transport.arg_check import topic_problem
-from iot_device_sdk_python.transport.buffer_message import BufferMessage
 from iot_device_sdk_python.transport.connect_action_listener import ConnectActionListener
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
@@ -67,7 +66,7 @@ _CONNACK_BY_VALUE = {132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
 
 
 def _set_tcp_nodelay(client: mqtt.Client) -> None:
-    """(added by performance helper) Turn Nagle off: paho writes each MQTT packet on its own, and a
+    """Turn Nagle off: paho writes each MQTT packet on its own, and a
     command response written right after the command's PUBACK otherwise waits for the server's delayed
     ACK (~40 ms on Linux) - see doc/performance.md."""
     sock = client.socket()
@@ -77,6 +76,44 @@ def _set_tcp_nodelay(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):  # not TCP (unix socket, websocket wrapper): nothing to do
         pass
+
+
+class _Out(PublishHandle):
+    """One outgoing message: the :class:`PublishHandle` given to the caller, which also carries what is
+    needed to send, buffer and report it.
+
+    One slotted object per publish instead of a RawMessage, a BufferMessage and a handle (fewer allocations
+    and fewer objects for the garbage collector to track while messages are in flight; doc/performance.md).
+    ``_o_topic``/``_o_payload``/``_o_qos`` are taken when the message is published (and validated then);
+    ``_o_rowid`` is its row in the durable queue, ``_o_counted`` whether the buffer metrics counted it.
+    """
+
+    __slots__ = ("_o_topic", "_o_payload", "_o_qos", "_o_listener", "_o_seq", "_o_rowid", "_o_counted")
+
+    def __init__(self, topic: Any, payload: Any, qos: Any, listener: Optional[ActionListener], seq: int,
+                 callback_runner: Optional[Callable[..., object]]) -> None:
+        # PublishHandle's fields, set here rather than through super().__init__() (hot path)
+        self._topic = topic if topic.__class__ is str or isinstance(topic, str) else ""
+        self._done = False
+        self._event = None
+        self._lock = threading.Lock()
+        self._exception = None
+        self._mid = None
+        self._callbacks = None
+        self._callback_runner = callback_runner
+        self._o_topic = topic
+        self._o_payload = payload
+        self._o_qos = qos
+        self._o_listener = listener
+        self._o_seq = seq
+        self._o_rowid: Optional[int] = None
+        self._o_counted = False
+
+
+_MQTT_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
+
+#: topics already validated by ``topic_problem`` (str values; bounded, cleared when full)
+_TOPIC_CACHE_MAX = 256
 
 
 class _Attempt:
@@ -138,14 +175,17 @@ class MqttConnection(Connection):
 
         self._lock = threading.RLock()
         self._drained = threading.Condition(self._lock)  # notified when an in-flight message is acked
+        self._drain_waiters = 0  # close() waiting on _drained: only then does a PUBACK notify it
+        self._ok_topics: Dict[str, bool] = {}  # topics that passed topic_problem() (hot-path cache)
+        self._handle_runner = self._run_handle_callback  # one bound method, not a new one per handle
         self._connect_lock = threading.Lock()
         self._closed = threading.Event()
         self._client: Optional[mqtt.Client] = None
         self._attempt: Optional[_Attempt] = None
         self._online = False
         self._ever_connected = False
-        self._buffer: Deque[BufferMessage] = collections.deque()
-        self._pending: Dict[int, BufferMessage] = {}
+        self._buffer: Deque[_Out] = collections.deque()
+        self._pending: Dict[int, _Out] = {}
         self._early_acks: Dict[int, float] = {}
         self._seq = itertools.count()
         self._subscriptions: "collections.OrderedDict[str, int]" = collections.OrderedDict()
@@ -155,7 +195,7 @@ class MqttConnection(Connection):
         self._reconnect_thread: Optional[threading.Thread] = None
         self._retry = 0
         self._last_error: Optional[BaseException] = None
-        # (added by reliability helper) durable offline queue, buffer metrics, half-open watchdog, clock
+        # durable offline queue, buffer metrics, half-open watchdog, clock
         self._clock = time.time  # wall clock for the client-id hour stamp (tests inject another)
         self._metrics = BufferMetrics()
         self._ack_ref = 0.0  # monotonic time of the last PUBACK (or of the first message in flight)
@@ -185,7 +225,7 @@ class MqttConnection(Connection):
         if self._online:
             return 0
         self._closed.clear()
-        self._start_reliability()  # (added by reliability helper)
+        self._start_reliability()
         rc = self._connect_once(reconnect=False)
         if rc != 0 and rc not in self.NON_RETRYABLE_CODES and self._auth.reconnect_on_failure:
             self._start_reconnect_thread()
@@ -198,14 +238,67 @@ class MqttConnection(Connection):
         Returns a :class:`PublishHandle`; ``message_publish_listener`` (if any) is told the same outcome
         on the dispatcher thread.
         """
-        topic = getattr(raw_message, "topic", None)
-        handle = PublishHandle(topic if isinstance(topic, str) else "", self._run_handle_callback)
-        bm = BufferMessage(raw_message, message_publish_listener, handle)
-        bm.seq = next(self._seq)  # type: ignore[attr-defined]
         problem = self._check_message(raw_message)
         if problem:
-            self._fail(bm, PublishError.REASON_INVALID, problem)
+            bm = _Out(getattr(raw_message, "topic", None), getattr(raw_message, "payload", None),
+                      getattr(raw_message, "qos", None), message_publish_listener, next(self._seq),
+                      self._handle_runner)
+            self._fail(bm, PublishError.REASON_INVALID, problem, log_topic=getattr(raw_message, "topic", "?"))
+            return bm
+        bm = _Out(raw_message.topic, raw_message.payload, raw_message.qos, message_publish_listener,
+                  next(self._seq), self._handle_runner)
+        return self._publish_out(bm)
+
+    def _publish_fast(self, topic: str, payload: Any, qos: Any, listener: Optional[ActionListener]) -> PublishHandle:
+        """SDK use (DeviceClient): :meth:`publish_message` without building a RawMessage first.
+
+        ``payload`` must be str or bytes (DeviceClient guarantees it); topic and ``qos`` are validated as
+        in :meth:`publish_message` (same errors). Same steps as ``_publish_out``/``_send``, inlined: this
+        runs once per report and every Python call level costs (doc/performance.md).
+        """
+        if topic.__class__ is not str:
+            return self.publish_message(RawMessage(topic, payload, qos), listener)
+        bm = handle = _Out(topic, payload, qos, listener, next(self._seq), self._handle_runner)
+        if topic not in self._ok_topics or qos not in (0, 1):
+            problem = self._check_topic_qos(topic, qos)
+            if problem:
+                self._fail(bm, PublishError.REASON_INVALID, problem)
+                return handle
+        lock = self._lock
+        with lock:
+            client = self._client if self._online else None
+            if client is None:
+                self._buffer_or_fail_locked(bm, "not connected")
+                return handle
+        try:
+            info = client.publish(topic, payload, qos)
+        except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
+            self._fail(bm, PublishError.REASON_INVALID, f"publish rejected: {exc}", exc)
             return handle
+        if info.rc != _MQTT_OK:
+            with lock:
+                self._buffer_or_fail_locked(bm, "connection lost while publishing")
+            return handle
+        mid = info.mid
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("publish mid=%s topic=%s payload=%s", mid, topic, redact_payload(payload))
+        with lock:
+            if self._early_acks and self._early_acks.pop(mid, None) is not None:
+                pass  # already acknowledged/written: resolve below
+            elif self._client is not client:  # the link died between publish() and here
+                self._insert_locked(bm)
+                return handle
+            else:
+                pending = self._pending
+                if not pending and self._ack_timeout:  # (reliability helper) the ack watchdog counts from here
+                    self._ack_ref = time.monotonic()
+                pending[mid] = bm
+                return handle
+        self._succeed(bm, mid)
+        return handle
+
+    def _publish_out(self, bm: _Out) -> PublishHandle:
+        handle = bm
         with self._lock:
             client = self._client if self._online else None
             if client is None:
@@ -221,8 +314,12 @@ class MqttConnection(Connection):
         ``closed``, and the paho and reconnect threads are joined."""
         with self._lock:  # give in-flight messages a moment to be acknowledged (graceful close)
             deadline = time.monotonic() + self.CLOSE_DRAIN_SECONDS
-            while self._online and self._pending and time.monotonic() < deadline:
-                self._drained.wait(max(0.0, deadline - time.monotonic()))
+            self._drain_waiters += 1
+            try:
+                while self._online and self._pending and time.monotonic() < deadline:
+                    self._drained.wait(max(0.0, deadline - time.monotonic()))
+            finally:
+                self._drain_waiters -= 1
         self._closed.set()
         with self._lock:
             client, self._client = self._client, None
@@ -235,14 +332,14 @@ class MqttConnection(Connection):
             with attempt.cond:
                 attempt.lost = True
                 attempt.cond.notify_all()
-        for bm in sorted(dropped, key=lambda b: b.seq):
+        for bm in sorted(dropped, key=lambda b: b._o_seq):
             self._fail(bm, PublishError.REASON_CLOSED, "connection closed before the message was sent")
         if client is not None:
             self._retire(client)
         thread = self._reconnect_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
-        self._stop_reliability()  # (added by reliability helper)
+        self._stop_reliability()
         if self._own_dispatcher:
             self._dispatcher.stop()
 
@@ -268,7 +365,7 @@ class MqttConnection(Connection):
         """Subscribe now when connected, and after every reconnect. Returns False on an immediate error."""
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty str")
-        bad = topic_problem(topic)  # (added by reliability helper) else every reconnect would be dropped
+        bad = topic_problem(topic)  # else every reconnect would be dropped
         if bad:
             raise ValueError(f"topic: {bad}")
         qos = 1 if qos not in (0, 1) else qos
@@ -437,7 +534,7 @@ class MqttConnection(Connection):
         attempt = _Attempt()
         client.user_data_set(attempt)
         self._set_callback(client)
-        # (added by performance helper) opt-in: one shared epoll loop instead of a paho thread per device
+        # opt-in: one shared epoll loop instead of a paho thread per device
         network_loop = getattr(conf, "network_loop", None)
         if network_loop is not None:
             network_loop.attach(client)
@@ -531,7 +628,7 @@ class MqttConnection(Connection):
             client.disconnect()
         except Exception:  # already gone: nothing to do
             pass
-        network_loop = getattr(client, "_iot_shared_loop", None)  # (added by performance helper)
+        network_loop = getattr(client, "_iot_shared_loop", None)
         try:
             if network_loop is not None:
                 network_loop.detach(client)
@@ -579,7 +676,7 @@ class MqttConnection(Connection):
                         self._reconnect_thread = None
                 return
 
-    # ---- durable offline queue, metrics, half-open watchdog (added by reliability helper) ----------------
+    # ---- durable offline queue, metrics, half-open watchdog ------------------------------------------------
 
     def get_buffer_metrics(self) -> BufferMetrics:
         """Counters of the offline buffer: queued, sent, dropped, restored, size, durable."""
@@ -600,16 +697,16 @@ class MqttConnection(Connection):
         with self._lock:
             self._queue_store = store
             self._seq = itertools.count(max(store.max_seq() + 1, next(self._seq)))
-            known = {getattr(b, "rowid", None) for b in self._buffer}
+            known = {b._o_rowid for b in self._buffer}
             restored = []
             for row_id, seq, topic, payload, qos in rows:
                 if row_id in known:
                     continue
-                bm = BufferMessage(RawMessage(topic, payload, qos), None, None)
-                bm.seq, bm.rowid, bm.counted = seq, row_id, True  # type: ignore[attr-defined]
+                bm = _Out(topic, payload, qos, None, seq, None)  # nobody holds this handle
+                bm._o_rowid, bm._o_counted = row_id, True
                 restored.append(bm)
             self._metrics.restored += len(restored)
-            self._buffer = collections.deque(sorted(list(self._buffer) + restored, key=lambda b: b.seq))
+            self._buffer = collections.deque(sorted(list(self._buffer) + restored, key=lambda b: b._o_seq))
             while len(self._buffer) > self._queue_max:
                 oldest = self._buffer.popleft()
                 self._metrics.dropped += 1
@@ -637,26 +734,25 @@ class MqttConnection(Connection):
         if store is not None:
             store.close()
 
-    def _persist_locked(self, bm: BufferMessage) -> None:
+    def _persist_locked(self, bm: _Out) -> None:
         """Count ``bm`` as queued (once) and write it to the durable queue (once)."""
-        if not getattr(bm, "counted", False):
-            bm.counted = True  # type: ignore[attr-defined]
+        if not bm._o_counted:
+            bm._o_counted = True
             self._metrics.queued += 1
         store = self._queue_store
-        if store is not None and getattr(bm, "rowid", None) is None:
-            raw = bm.raw_message
-            bm.rowid = store.add(bm.seq, raw.topic, raw.payload, raw.qos)  # type: ignore[attr-defined]
+        if store is not None and bm._o_rowid is None:
+            bm._o_rowid = store.add(bm._o_seq, bm._o_topic, bm._o_payload, bm._o_qos)
 
-    def _forget_row(self, bm: BufferMessage, sent: bool) -> None:
-        if not getattr(bm, "counted", False):
+    def _forget_row(self, bm: _Out, sent: bool) -> None:
+        if not bm._o_counted:
             return  # never buffered (the usual online publish): no counter, no row, no lock
         with self._lock:
             if sent:
                 self._metrics.sent += 1
-            row = getattr(bm, "rowid", None)
+            row = bm._o_rowid
             if row is None:
                 return
-            bm.rowid = None  # type: ignore[attr-defined]
+            bm._o_rowid = None
             store = self._queue_store
         if store is not None:
             store.remove(row)
@@ -688,46 +784,63 @@ class MqttConnection(Connection):
 
     # ---- publishing -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_message(raw: Any) -> Optional[str]:
+    def _check_message(self, raw: Any) -> Optional[str]:
         topic = getattr(raw, "topic", None)
-        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
-            return f"invalid topic {topic!r}"
-        bad = topic_problem(topic)  # (added by reliability helper) no poison message for the broker
-        if bad:
-            return bad
-        if getattr(raw, "qos", None) not in (0, 1):
-            return f"invalid qos {getattr(raw, 'qos', None)!r} (0 or 1)"
+        qos = getattr(raw, "qos", None)
+        if topic.__class__ is not str or topic not in self._ok_topics or qos not in (0, 1):
+            problem = self._check_topic_qos(topic, qos)
+            if problem:
+                return problem
         if not isinstance(raw.payload, (str, bytes, bytearray, type(None), int, float)):
             return f"payload of type {type(raw.payload).__name__} (str or bytes expected)"
         return None
 
-    def _send(self, client: mqtt.Client, bm: BufferMessage) -> bool:
+    def _check_topic_qos(self, topic: Any, qos: Any) -> Optional[str]:
+        """Why ``topic``/``qos`` cannot be published (None when they can); remembers good topics."""
+        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
+            return f"invalid topic {topic!r}"
+        if topic not in self._ok_topics:
+            bad = topic_problem(topic)  # no poison message for the broker
+            if bad:
+                return bad
+            if topic.__class__ is str:  # a str subclass could compare equal yet differ: never cached
+                ok = self._ok_topics
+                if len(ok) >= _TOPIC_CACHE_MAX:
+                    ok.clear()  # e.g. one topic per command response: keep the cache small
+                ok[topic] = True
+        if qos not in (0, 1):
+            return f"invalid qos {qos!r} (0 or 1)"
+        return None
+
+    def _send(self, client: mqtt.Client, bm: _Out) -> bool:
         """Hand ``bm`` to paho. False when paho did not take it (no connection); True otherwise."""
-        raw = bm.raw_message
         try:
-            info = client.publish(raw.topic, raw.payload, raw.qos)
+            info = client.publish(bm._o_topic, bm._o_payload, bm._o_qos)
         except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
             self._fail(bm, PublishError.REASON_INVALID, f"publish rejected: {exc}", exc)
             return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
+        mid = info.mid
         if _logger.isEnabledFor(logging.DEBUG):
-            _logger.debug("publish mid=%s topic=%s payload=%s", info.mid, raw.topic, redact_payload(raw.payload))
+            _logger.debug("publish mid=%s topic=%s payload=%s", mid, bm._o_topic, redact_payload(bm._o_payload))
         with self._lock:
-            acked = self._early_acks.pop(info.mid, None) is not None
-            if not acked:
+            if self._early_acks and self._early_acks.pop(mid, None) is not None:
+                acked = True
+            else:
+                acked = False
                 if self._client is not client:  # the link died between publish() and here
                     self._insert_locked(bm)
                     return True
-                if not self._pending:  # (added by reliability helper) the ack watchdog counts from here
+                pending = self._pending
+                if not pending:  # the ack watchdog counts from here
                     self._ack_ref = time.monotonic()
-                self._pending[info.mid] = bm
+                pending[mid] = bm
         if acked:
-            self._succeed(bm, info.mid)
+            self._succeed(bm, mid)
         return True
 
-    def _buffer_or_fail_locked(self, bm: BufferMessage, why: str) -> None:
+    def _buffer_or_fail_locked(self, bm: _Out, why: str) -> None:
         if self._closed.is_set():
             self._fail(bm, PublishError.REASON_CLOSED, "the connection is closed")
             return
@@ -737,55 +850,56 @@ class MqttConnection(Connection):
             return
         self._insert_locked(bm)
 
-    def _insert_locked(self, bm: BufferMessage) -> None:
+    def _insert_locked(self, bm: _Out) -> None:
         """Put ``bm`` in the buffer at its place by sequence number; drop the oldest when full."""
         limit = self._buffer_limit()
         if limit <= 0:
             self._fail(bm, PublishError.REASON_OFFLINE, "connection lost and the offline buffer is disabled")
             return
         buf = self._buffer
-        self._persist_locked(bm)  # (added by reliability helper)
-        if not buf or buf[-1].seq < bm.seq:
+        self._persist_locked(bm)
+        if not buf or buf[-1]._o_seq < bm._o_seq:
             buf.append(bm)
         else:
-            idx = next(i for i, b in enumerate(buf) if b.seq > bm.seq)
+            idx = next(i for i, b in enumerate(buf) if b._o_seq > bm._o_seq)
             buf.insert(idx, bm)
         while len(buf) > limit:
             oldest = buf.popleft()
-            self._metrics.dropped += 1  # (added by reliability helper)
+            self._metrics.dropped += 1
             self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
                        f"offline buffer full ({limit}); oldest message dropped")
 
     def _requeue_pending_locked(self, why: str) -> None:
-        pending = sorted(self._pending.values(), key=lambda b: b.seq)
+        pending = sorted(self._pending.values(), key=lambda b: b._o_seq)
         self._pending.clear()
         for bm in pending:
             self._insert_locked(bm)
 
-    def _succeed(self, bm: BufferMessage, mid: int) -> None:
-        self._forget_row(bm, sent=True)  # (added by reliability helper)
-        if bm.handle is not None:
-            bm.handle._set_success(mid)
-        listener = bm.listener
+    def _succeed(self, bm: _Out, mid: int) -> None:
+        if bm._o_counted:  # it went through the buffer (reliability helper): counters and durable row
+            self._forget_row(bm, sent=True)
+        bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
+        bm._set_success(mid)
+        listener = bm._o_listener
         if listener is not None:
             self._dispatcher.submit(self._call_success, listener, f"publish message success, mid = {mid}")
 
-    def _fail(self, bm: BufferMessage, reason: str, text: str, cause: Optional[BaseException] = None) -> None:
-        if reason == PublishError.REASON_CLOSED and getattr(bm, "rowid", None) is not None:
+    def _fail(self, bm: _Out, reason: str, text: str, cause: Optional[BaseException] = None,
+              log_topic: Any = None) -> None:
+        if reason == PublishError.REASON_CLOSED and bm._o_rowid is not None:
             text += "; it stays in the offline queue file and is sent by the next connection"
-        else:  # (added by reliability helper) a failed message leaves the durable queue
+        else:  # a failed message leaves the durable queue
             self._forget_row(bm, sent=False)
         exc = PublishError(reason, text)
         if cause is not None:
             exc.__cause__ = cause
-        topic = getattr(bm.raw_message, "topic", "?")
+        topic = bm._o_topic if log_topic is None else log_topic
         if reason in (PublishError.REASON_OFFLINE, PublishError.REASON_CLOSED):
             _logger.info("publish to %s not sent: %s", topic, text)
         else:
             _logger.warning("publish to %s failed: %s", topic, text)
-        if bm.handle is not None:
-            bm.handle._set_failure(exc)
-        listener = bm.listener
+        bm._set_failure(exc)
+        listener = bm._o_listener
         if listener is not None:
             self._dispatcher.submit(listener.on_failure, text, exc)
 
@@ -858,7 +972,8 @@ class MqttConnection(Connection):
             was_established = attempt.established
             self._online = False
             self._requeue_pending_locked("connection lost")
-            self._drained.notify_all()
+            if self._drain_waiters:
+                self._drained.notify_all()
             if was_established and time.monotonic() - attempt.connected_at >= self.STABLE_CONNECTION_SECONDS:
                 self._retry = 0
             if not was_established:
@@ -871,12 +986,16 @@ class MqttConnection(Connection):
             self._start_reconnect_thread()
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
+        # network thread, once per PUBACK (QoS 1) or write (QoS 0): resolve here, wake nobody unless
+        # a listener/done-callback needs the dispatcher or close() waits for the drain
         with self._lock:
             if client is not self._client:
                 return
-            bm = self._pending.pop(mid, None)
-            self._ack_ref = time.monotonic()  # (added by reliability helper) progress for the watchdog
-            if not self._pending:
+            pending = self._pending
+            bm = pending.pop(mid, None)
+            if self._ack_timeout:
+                self._ack_ref = time.monotonic()  # progress for the watchdog
+            if not pending and self._drain_waiters:
                 self._drained.notify_all()
             if bm is None:  # ack raced the registration in _send(): remember it briefly
                 now = time.monotonic()
@@ -884,7 +1003,12 @@ class MqttConnection(Connection):
                     self._early_acks = {m: t for m, t in self._early_acks.items() if now - t < 10}
                 self._early_acks[mid] = now
                 return
-        self._succeed(bm, mid)
+        if bm._o_counted:  # it went through the buffer (reliability helper): counters and durable row
+            self._forget_row(bm, sent=True)
+        bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
+        bm._set_success(mid)
+        if bm._o_listener is not None:
+            self._dispatcher.submit(self._call_success, bm._o_listener, f"publish message success, mid = {mid}")
 
     def _on_message(self, client, userdata, msg):
         if _logger.isEnabledFor(logging.DEBUG):
