@@ -77,6 +77,8 @@ class DeviceClient(RawMessageListener):
         self.check_connect_auth_info(connect_auth_info)
         self.check_mqtt_connect_conf(mqtt_connect_conf)
         self._connect_auth_info = connect_auth_info  # never mutated (bootstrap builds a new one)
+        #: the ``BootstrapError`` of the last failed provisioning (its ``code`` and ``message``), else None
+        self.last_bootstrap_error: Optional[Exception] = None
         self._mqtt_connect_conf = mqtt_connect_conf
         self._device = device
         network_loop = getattr(mqtt_connect_conf, "network_loop", None)
@@ -177,10 +179,13 @@ class DeviceClient(RawMessageListener):
             try:
                 new_auth = bootstrap_client.bootstrap(auth, self._mqtt_connect_conf)
             except Exception as exc:  # BootstrapError(code, message) or anything unexpected
-                code = getattr(exc, "code", None)
+                self.last_bootstrap_error = exc
                 _logger.error("device %s: bootstrap failed: %s", auth.id, exc)
-                return code if isinstance(code, int) and not isinstance(code, bool) and code != 0 \
-                    else MqttConnection.CONNECT_ERR_NETWORK
+                # a local configuration problem is not worth retrying; everything else is a network-side failure
+                if getattr(exc, "code", None) == bootstrap_client.ERR_CONFIG:
+                    return MqttConnection.CONNECT_ERR_CONFIG
+                return MqttConnection.CONNECT_ERR_NETWORK
+            self.last_bootstrap_error = None
             self._connection._set_connect_auth_info(new_auth)
         return self._connection.connect()
 

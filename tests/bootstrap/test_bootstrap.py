@@ -144,8 +144,21 @@ def test_tampered_answer_is_refused_and_not_cached(emulator, bs, tmp_path, answe
     bs.tamper_next_answer(answer)
     device, rc = connect_device(info)  # through DeviceClient.connect(): a failure code, no connection
     try:
-        assert rc != 0
+        assert rc == -1
+        assert device.get_client().last_bootstrap_error.code == bootstrap_client.ERR_ANSWER
         assert not emulator.is_online(device_id)
+    finally:
+        device.destroy()
+
+
+def test_local_configuration_error_is_reported_as_such(emulator, bs, tmp_path):
+    """A group secret that is not base64 is the device's own mistake: connect() says -2 (not worth retrying)."""
+    device_id = new_id()
+    info = bs_info(emulator, device_id, tmp_path, secret="not base64 !!", bs_mode=2, scope_id="scope1")
+    device, rc = connect_device(info)
+    try:
+        assert rc == -2
+        assert device.get_client().last_bootstrap_error.code == bootstrap_client.ERR_CONFIG
     finally:
         device.destroy()
 
