@@ -324,7 +324,16 @@ class DeviceClient(RawMessageListener):
         else:
             body = device_message.to_dict()
             payload = {k: v for k, v in body.items() if k == "content" or v not in ("", None)}
-        return self._publish(self._uplink_topics()[2], payload, listener)
+        # what self._publish(self._uplink_topics()[2], payload, listener) does, inlined (hot path: every
+        # Python call level costs; doc/performance.md)
+        try:
+            data = _dumps_bytes(payload)
+        except (TypeError, ValueError) as exc:  # name the problem at the call
+            raise TypeError(f"payload: cannot be sent as JSON ({exc})") from None
+        cached = self._uplink
+        if cached[0] is not self._connect_auth_info.id:
+            cached = self._uplink_topics()
+        return self._connection._publish_fast(cached[2], data, self._mqtt_connect_conf.qos, listener)
 
     def report_properties(self, services: List[ServiceProperty], listener: Optional[ActionListener] = None) -> PublishHandle:
         """Report properties (``properties/report``); also evaluates device rules when enabled."""
@@ -332,7 +341,15 @@ class DeviceClient(RawMessageListener):
         if listener is not None:
             _chk.check_listener(listener)
         payload = {"services": [_service_property_dict(s) for s in services]}
-        handle = self._publish(self._uplink_topics()[1], payload, listener)
+        # self._publish(self._uplink_topics()[1], payload, listener), inlined (hot path)
+        try:
+            data = _dumps_bytes(payload)
+        except (TypeError, ValueError) as exc:  # name the problem at the call
+            raise TypeError(f"payload: cannot be sent as JSON ({exc})") from None
+        cached = self._uplink
+        if cached[0] is not self._connect_auth_info.id:
+            cached = self._uplink_topics()
+        handle = self._connection._publish_fast(cached[1], data, self._mqtt_connect_conf.qos, listener)
         if self.enable_rule_manage():
             self._dispatcher.submit(self._evaluate_rules, list(services))
         return handle

@@ -90,13 +90,17 @@ class _Out(PublishHandle):
 
     __slots__ = ("_o_topic", "_o_payload", "_o_qos", "_o_listener", "_o_seq", "_o_rowid", "_o_counted")
 
+    # one lock shared by every _Out instead of a new Lock per publish (a class attribute shadows
+    # PublishHandle's slot): it only guards a handle's own few fields for a few instructions, nothing
+    # is called while it is held, and no other lock is taken under it, so sharing it cannot deadlock
+    _lock = threading.Lock()
+
     def __init__(self, topic: Any, payload: Any, qos: Any, listener: Optional[ActionListener], seq: int,
                  callback_runner: Optional[Callable[..., object]]) -> None:
         # PublishHandle's fields, set here rather than through super().__init__() (hot path)
         self._topic = topic if topic.__class__ is str or isinstance(topic, str) else ""
         self._done = False
         self._event = None
-        self._lock = threading.Lock()
         self._exception = None
         self._mid = None
         self._callbacks = None
@@ -183,6 +187,10 @@ class MqttConnection(Connection):
         self._client: Optional[mqtt.Client] = None
         self._attempt: Optional[_Attempt] = None
         self._online = False
+        # the client while online, else None: one reference the publish hot path reads without the lock.
+        # Always written under self._lock together with _client/_online (so it equals
+        # ``self._client if self._online else None`` at every moment a lock holder could observe)
+        self._live: Optional[mqtt.Client] = None
         self._ever_connected = False
         self._buffer: Deque[_Out] = collections.deque()
         self._pending: Dict[int, _Out] = {}
@@ -265,11 +273,15 @@ class MqttConnection(Connection):
                 self._fail(bm, PublishError.REASON_INVALID, problem)
                 return handle
         lock = self._lock
-        with lock:
-            client = self._client if self._online else None
-            if client is None:
-                self._buffer_or_fail_locked(bm, "not connected")
-                return handle
+        # online: the client without taking the lock (one atomic read of a reference that is only
+        # written under the lock; taking the lock here contended with paho's thread in _on_publish)
+        client = self._live
+        if client is None:
+            with lock:  # offline (or just changing): decide under the lock, as before
+                client = self._live
+                if client is None:
+                    self._buffer_or_fail_locked(bm, "not connected")
+                    return handle
         try:
             info = client.publish(topic, payload, qos)
         except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
@@ -324,6 +336,7 @@ class MqttConnection(Connection):
         with self._lock:
             client, self._client = self._client, None
             self._online = False
+            self._live = None
             attempt = self._attempt
             dropped = list(self._pending.values()) + list(self._buffer)
             self._pending.clear()
@@ -513,6 +526,7 @@ class MqttConnection(Connection):
         deadline = time.monotonic() + timeout
         with self._lock:
             old, self._client = self._client, None
+            self._live = None
         if old is not None:
             self._retire(old)
         stamp = codec.utc_hour_stamp(self._clock())
@@ -598,6 +612,7 @@ class MqttConnection(Connection):
                     attempt.established = True
                     attempt.connected_at = time.monotonic()
                     self._online = True
+                    self._live = client
                     reconnect, self._ever_connected = self._ever_connected, True
                     # queued under the lock so that a quick loss is always reported after this
                     self._notify_connected(reconnect)
@@ -618,6 +633,7 @@ class MqttConnection(Connection):
             if self._client is client:
                 self._client = None
                 self._online = False
+                self._live = None
                 self._requeue_pending_locked("connection attempt failed")
         self._retire(client)
 
@@ -971,6 +987,7 @@ class MqttConnection(Connection):
                 return  # a retired client or the user's own close(): nothing to recover
             was_established = attempt.established
             self._online = False
+            self._live = None
             self._requeue_pending_locked("connection lost")
             if self._drain_waiters:
                 self._drained.notify_all()
