@@ -48,3 +48,32 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     return value
+
+
+class TextRecord:
+    """Base of the gateway data classes whose JSON keys (``_FIELDS``) all hold text.
+
+    ``to_dict`` emits every key; ``convert_from_dict`` copies the known keys that hold text (numbers become
+    strings, anything else is ignored), so malformed platform input never raises.
+    """
+
+    _FIELDS: tuple = ()
+
+    def to_dict(self) -> dict:
+        """Every field as a JSON-serialisable dict."""
+        return {f: getattr(self, f) for f in self._FIELDS}
+
+    def convert_from_dict(self, json_dict: Optional[dict]):
+        """Copy the known keys of ``json_dict`` (others ignored, missing ones kept); returns ``self``."""
+        if isinstance(json_dict, dict):
+            for f in self._FIELDS:
+                if f in json_dict:
+                    value = as_text(json_dict[f], None)
+                    if value is not None:
+                        setattr(self, f, value)
+        return self
+
+    @classmethod
+    def from_dict(cls, json_dict: Optional[dict]):
+        """A new instance filled from ``json_dict``."""
+        return cls().convert_from_dict(json_dict)

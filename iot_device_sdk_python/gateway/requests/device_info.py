@@ -1,16 +1,14 @@
 """``DeviceInfo``: one sub-device as the platform describes it (``$sub_device_manager`` notifications)."""
 from __future__ import annotations
 
-from typing import Optional
-
-from iot_device_sdk_python.gateway.requests._model import as_text, rw
-
-_FIELDS = ("parent_device_id", "node_id", "device_id", "name", "description", "manufacturer_id",
-           "model", "product_id", "fw_version", "sw_version", "status")
+from iot_device_sdk_python.gateway.requests._model import TextRecord, rw
 
 
-class DeviceInfo:
+class DeviceInfo(TextRecord):
     """A sub-device: ids, descriptive fields, versions and status (``ONLINE``/``OFFLINE``/``INACTIVE``)."""
+
+    _FIELDS = ("parent_device_id", "node_id", "device_id", "name", "description", "manufacturer_id",
+               "model", "product_id", "fw_version", "sw_version", "status")
 
     parent_device_id = rw("parent_device_id", "id of the gateway the sub-device belongs to")
     node_id = rw("node_id", "physical identifier of the sub-device (serial number, IMEI...)")
@@ -38,29 +36,6 @@ class DeviceInfo:
         self._fw_version = fw_version
         self._sw_version = sw_version
         self._status = status
-
-    def to_dict(self) -> dict:
-        """All 11 fields as a JSON-serialisable dict."""
-        return {f: getattr(self, f) for f in _FIELDS}
-
-    def convert_from_dict(self, json_dict: Optional[dict]) -> "DeviceInfo":
-        """Copy the known keys of ``json_dict`` (others ignored, missing ones kept); returns ``self``.
-
-        Values of the wrong type are ignored (numbers become strings) so bad platform input never raises.
-        """
-        if not isinstance(json_dict, dict):
-            return self
-        for f in _FIELDS:
-            if f in json_dict:
-                value = as_text(json_dict[f], None)
-                if value is not None:
-                    setattr(self, f, value)
-        return self
-
-    @classmethod
-    def from_dict(cls, json_dict: Optional[dict]) -> "DeviceInfo":
-        """A new ``DeviceInfo`` filled from ``json_dict``."""
-        return cls().convert_from_dict(json_dict)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DeviceInfo) and self.to_dict() == other.to_dict()
