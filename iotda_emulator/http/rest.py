@@ -183,6 +183,19 @@ class BaseApiHandler(tornado.web.RequestHandler):
             raise _emulator_error(exc, device_id) from None
         self.reply({id_key: request_id, "response": response})
 
+    def int_arg(self, name: str, default: int, low: int, high: int) -> int:
+        """Integer query argument ``name`` within ``low..high`` (``default`` when absent); 400 otherwise."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad_request(f"'{name}' must be an integer.") from None
+        if not low <= value <= high:
+            raise bad_request(f"'{name}' must be between {low} and {high}.")
+        return value
+
     async def require_device(self, device_id: str) -> dict:
         record = await self.call(self.emulator.get_device, device_id)
         if not record:
@@ -362,8 +375,8 @@ class DevicesHandler(BaseApiHandler):
 
     @api
     async def get(self, project_id: str) -> None:
-        limit = self._int_arg("limit", 10, 1, 50)
-        offset = self._int_arg("offset", 0, 0, 500)
+        limit = self.int_arg("limit", 10, 1, 50)
+        offset = self.int_arg("offset", 0, 0, 500)
         marker = self.get_query_argument("marker", None)
         filters = {k: self.get_query_argument(k, None) for k in ("product_id", "gateway_id", "node_id",
                                                                   "device_name")}
@@ -395,17 +408,6 @@ class DevicesHandler(BaseApiHandler):
         self.reply({"devices": devices,
                     "page": {"count": count, "marker": page[-1]["device_id"] if page else marker}})
 
-    def _int_arg(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request(f"'{name}' must be an integer.") from None
-        if not low <= value <= high:
-            raise bad_request(f"'{name}' must be between {low} and {high}.")
-        return value
 
 
 class DeviceHandler(BaseApiHandler):

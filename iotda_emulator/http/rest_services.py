@@ -62,19 +62,8 @@ def not_found(what: str, ident: str) -> ApiError:
 
 
 def _page_args(handler: BaseApiHandler) -> Tuple[int, int, Optional[str]]:
-    def int_arg(name: str, default: int, low: int, high: int) -> int:
-        raw = handler.get_query_argument(name, None)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request(f"'{name}' must be an integer.") from None
-        if not low <= value <= high:
-            raise bad_request(f"'{name}' must be between {low} and {high}.")
-        return value
-
-    return int_arg("limit", 10, 1, 50), int_arg("offset", 0, 0, 500), handler.get_query_argument("marker", None)
+    return (handler.int_arg("limit", 10, 1, 50), handler.int_arg("offset", 0, 0, 500),
+            handler.get_query_argument("marker", None))
 
 
 def _paginate(items: List[Any], key, limit: int, offset: int, marker: Optional[str]) -> Tuple[List[Any], Optional[str]]:
