@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional
+from typing import List, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class MosquittoBroker:
         self.acl_file = os.path.join(data_dir, "mosquitto.acl")
         self.log_file = os.path.join(data_dir, "mosquitto.log")
         self._proc: Optional[subprocess.Popen] = None
+        #: extra ACL patterns every device may publish and subscribe to (``%u`` = its id): topic policies
+        self.topic_policies: List[str] = []
 
     # ---- config ---------------------------------------------------------------------------------
     def _write_config(self) -> None:
@@ -88,7 +90,8 @@ class MosquittoBroker:
                      "topic readwrite $oc/#\n"
                      "topic readwrite #\n"
                      "\n"
-                     "pattern readwrite $oc/devices/%u/#\n")
+                     "pattern readwrite $oc/devices/%u/#\n"
+                     + "".join(f"pattern readwrite {p}\n" for p in self.topic_policies))
         lines = [
             "per_listener_settings false",
             "persistence false",
@@ -99,6 +102,7 @@ class MosquittoBroker:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            "log_type information",   # includes "Reloading config.", which reload_acl() waits for
             "max_queued_messages 10000",
             f"listener {self.port} {self.host}",
         ]
@@ -131,6 +135,29 @@ class MosquittoBroker:
             err = self._reap()
             logger.warning("mosquitto did not start on port %s: %s", self.port, err)
         raise BrokerError(f"mosquitto did not start (see {self.log_file})")
+
+    def reload_acl(self, timeout: float = 5.0) -> None:
+        """Rewrite the ACL (e.g. after a topic policy was added) and make the running broker apply it.
+
+        Returns once Mosquitto logged that it reloaded its configuration (SIGHUP); raises BrokerError otherwise.
+        """
+        self._write_config()
+        if not self.running:
+            return
+        seen = self._log_count("Reloading config")
+        self._proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._log_count("Reloading config") <= seen:
+            if time.monotonic() >= deadline:
+                raise BrokerError("mosquitto did not reload its configuration")
+            time.sleep(0.01)
+
+    def _log_count(self, text: str) -> int:
+        try:
+            with open(self.log_file, encoding="utf-8", errors="replace") as fh:
+                return fh.read().count(text)
+        except OSError:
+            return 0
 
     def _spawn(self) -> subprocess.Popen:
         """Start Mosquitto; on Linux it is told to exit with us, so a SIGKILLed emulator leaves no broker."""

@@ -89,6 +89,11 @@ def _validate_shadow_keys(props: dict) -> None:
 
 
 
+def _policy_filter(pattern: str) -> str:
+    """The MQTT filter matching a topic-policy pattern for every device (``%u`` becomes ``+``)."""
+    return "/".join("+" if part == "%u" else part for part in pattern.split("/"))
+
+
 def _disable_nagle(client) -> None:
     """Send each small MQTT packet at once: with Nagle, a command round trip waits on delayed ACKs (~40 ms)."""
     sock = client.socket()
@@ -117,6 +122,7 @@ class PlatformCore:
         self._ready: Dict[str, threading.Event] = {}
         self._handlers: Dict[str, List[Callable]] = collections.defaultdict(list)
         self._uplink_listeners: List[Callable] = []
+        self._topic_policies: List[str] = []   # extra topics devices may use (``%u`` = device id)
         self._warned: set = set()
         self._msg_cache: Dict[str, collections.deque] = {}
         self._desired_inflight: set = set()
@@ -271,7 +277,26 @@ class PlatformCore:
             return
         _disable_nagle(client)
         opts = SubscribeOptions(qos=1, noLocal=True)
-        client.subscribe([(topics.PLATFORM_UPLINK_FILTER, opts), (topics.PLATFORM_USER_FILTER, opts)])
+        filters = [topics.PLATFORM_UPLINK_FILTER, topics.PLATFORM_USER_FILTER]
+        filters += [_policy_filter(p) for p in list(self._topic_policies)]
+        client.subscribe([(f, opts) for f in filters])
+
+    def add_topic_policy(self, pattern: str) -> None:
+        """Listen to (and trace) the devices' traffic on a topic-policy pattern (``%u`` = device id)."""
+        if pattern in self._topic_policies:
+            return
+        self._topic_policies.append(pattern)
+        self._client.subscribe(_policy_filter(pattern), options=SubscribeOptions(qos=1, noLocal=True))
+
+    def _device_of(self, info: topics.TopicInfo, topic: str) -> Optional[str]:
+        """The device a topic belongs to: from ``$oc/devices/{id}/`` or from a topic-policy pattern."""
+        if info.device_id is not None or info.kind != topics.OTHER:
+            return info.device_id
+        for pattern in list(self._topic_policies):
+            device_id = topics.policy_device_id(pattern, topic)
+            if device_id:
+                return device_id
+        return None
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not rc.is_failure for rc in reason_codes):
@@ -530,7 +555,7 @@ class PlatformCore:
         else:
             data = bytes(payload or b"")
         info = topics.classify(topic)
-        self._trace("down", info.device_id, info.kind, topic, data)
+        self._trace("down", self._device_of(info, topic), info.kind, topic, data)
         logger.debug("down %s (%d bytes)", topic, len(data))
         return self._client.publish(topic, data, qos=qos)
 
@@ -802,8 +827,7 @@ class PlatformCore:
 
     def _uplink(self, topic: str, payload: bytes) -> None:
         info = topics.classify(topic)
-        device_id = info.device_id
-        self._trace("up", device_id, info.kind, topic, payload)
+        self._trace("up", self._device_of(info, topic), info.kind, topic, payload)
         logger.debug("up %s (%d bytes)", topic, len(payload))
         kind = info.kind
         if kind in (topics.COMMAND_RESPONSE, topics.PROPERTIES_SET_RESPONSE, topics.PROPERTIES_GET_RESPONSE):

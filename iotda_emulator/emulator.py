@@ -187,6 +187,24 @@ class Emulator:
     def freeze_device(self, device_id: str, frozen: bool = True) -> None:
         self.core.freeze_device(device_id, frozen)
 
+    def add_topic_policy(self, pattern: str) -> None:
+        """Allow every device to publish and subscribe on ``pattern`` (an IoTDA topic policy).
+
+        ``pattern`` is an MQTT filter outside ``$oc`` in which the level ``%u`` stands for the device's own id,
+        e.g. ``"policy/%u/#"``; the platform traces that traffic under the device's id. Raises ValueError for
+        a ``$`` topic or a malformed filter.
+        """
+        if not isinstance(pattern, str) or not pattern or pattern.startswith("$") or "\x00" in pattern:
+            raise ValueError("pattern: a topic filter outside $oc, e.g. 'policy/%u/#'")
+        levels = pattern.split("/")
+        if any(("#" in lv and (lv != "#" or i != len(levels) - 1)) or ("+" in lv and lv != "+")
+               or ("%" in lv and lv != "%u") for i, lv in enumerate(levels)):
+            raise ValueError(f"pattern: malformed topic filter {pattern!r}")
+        if pattern not in self.broker.topic_policies:
+            self.broker.topic_policies.append(pattern)
+            self.broker.reload_acl()
+        self.core.add_topic_policy(pattern)
+
     def issue_device_cert(self, device_id: str, password: Optional[str] = None):
         """A client certificate for ``device_id`` from the device CA: (cert_path, key_path, sha256 hex)."""
         return self.certs.issue_device_cert(device_id, password)

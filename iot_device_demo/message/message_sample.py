@@ -26,7 +26,8 @@ class MessageSampleListener(DeviceMessageListener):
 def _add_arguments(parser) -> None:
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between rounds of messages (default 3)")
     parser.add_argument("--policy-topic", default=None,
-                        help=f"cloud mode: a topic allowed by a topic policy, e.g. {POLICY_TOPIC} (default: skipped)")
+                        help=f"cloud mode: a topic allowed by a topic policy, e.g. {POLICY_TOPIC} (default: skipped; "
+                             "locally policy/{device id}/a)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -37,12 +38,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         client.set_device_msg_listener(MessageSampleListener())
         demo.connect(device)
         user_topic = topics.user_topic(demo.device_id, USER_TOPIC_NAME)
-        if demo.args.policy_topic and demo.local:
-            # the emulator's broker confines each device to $oc/devices/{id}/#: it has no topic policies, and
-            # would silently drop the message (MQTT still acknowledges it)
-            say("[demo] policy topics are not emulated locally: skipping the policy-topic message "
-                "(use --policy-topic against the cloud)")
-            demo.args.policy_topic = None
+        if demo.local:
+            # locally, a topic policy lets every device use policy/{its id}/... (on the cloud: --policy-topic)
+            demo.emulator.add_topic_policy("policy/%u/#")
+            demo.args.policy_topic = f"policy/{demo.device_id}/a"
 
         def report() -> None:
             msg = DeviceMessage()

@@ -225,3 +225,23 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         if part != "+" and part != t_parts[i]:
             return False
     return len(f_parts) == len(t_parts)
+
+
+def policy_device_id(pattern: str, topic: str) -> Optional[str]:
+    """The device id that a topic-policy pattern assigns to ``topic``, or None when it does not match.
+
+    ``pattern`` is an MQTT filter in which the level ``%u`` stands for the device id (as in a Mosquitto ACL
+    ``pattern`` line), e.g. ``policy/%u/#``. A pattern without ``%u`` never names a device.
+    """
+    p_parts, t_parts = pattern.split("/"), topic.split("/")
+    device_id = None
+    for i, part in enumerate(p_parts):
+        if part == "#":
+            return device_id
+        if i >= len(t_parts):
+            return None
+        if part == "%u":
+            device_id = t_parts[i] or None
+        elif part != "+" and part != t_parts[i]:
+            return None
+    return device_id if len(p_parts) == len(t_parts) else None

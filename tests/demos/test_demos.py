@@ -112,6 +112,8 @@ def check_message(run: DemoRun) -> None:
     user = run.select("up", "user")
     assert any(e["payload"] == "hello raw message" for e in user), user
     assert any(e["payload_b64"] == "AQID/w==" for e in user), "binary payload not received"
+    policy = run.select("up", "other", topic_contains="policy/")
+    assert any(e["payload"] == "hello policy topic" for e in policy), "policy-topic message not received"
     assert run.select("down", "messages_down")
     assert "[device] message from the platform" in run.stdout
 
