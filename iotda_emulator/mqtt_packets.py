@@ -259,13 +259,7 @@ RC_PACKET_TOO_LARGE, RC_RETAIN_NOT_SUPPORTED, RC_QOS_NOT_SUPPORTED = 0x95, 0x9A,
 
 def parse_subscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
     """(packet id, topic filters) of a SUBSCRIBE body."""
-    if len(body) < 2:
-        raise PacketError("truncated SUBSCRIBE")
-    (pid,) = struct.unpack_from("!H", body, 0)
-    pos = 2
-    if protocol_level == 5:
-        plen, pos = _decode_varint(body, pos)
-        pos += plen
+    pid, pos = _packet_id_header(body, protocol_level, "SUBSCRIBE")
     filters = []
     while pos < len(body):
         flt, pos = _read_str(body, pos)
@@ -278,14 +272,20 @@ def parse_subscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
 
 def parse_suback(body: bytes, protocol_level: int) -> Tuple[int, List[int]]:
     """(packet id, granted codes) of a SUBACK body."""
+    pid, pos = _packet_id_header(body, protocol_level, "SUBACK")
+    return pid, list(body[pos:])
+
+
+def _packet_id_header(body: bytes, protocol_level: int, what: str) -> Tuple[int, int]:
+    """(packet id, offset after it and, for MQTT 5, after the properties) of a SUBSCRIBE/SUBACK body."""
     if len(body) < 2:
-        raise PacketError("truncated SUBACK")
+        raise PacketError(f"truncated {what}")
     (pid,) = struct.unpack_from("!H", body, 0)
     pos = 2
     if protocol_level == 5:
         plen, pos = _decode_varint(body, pos)
         pos += plen
-    return pid, list(body[pos:])
+    return pid, pos
 
 
 def publish_topic_qos_pid(first_byte: int, body: bytes) -> Tuple[str, int, Optional[int]]:

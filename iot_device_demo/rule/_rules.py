@@ -5,9 +5,11 @@ In the cloud you create device-side rules in the IoTDA console instead.
 from __future__ import annotations
 
 import datetime as _dt
+import random
 from typing import Any, Dict, List
 
 from iot_device_demo.common import say
+from iot_device_sdk_python.client.request.service_property import ServiceProperty
 
 SERVICE_ID = "smokeDetector"
 
@@ -48,3 +50,11 @@ def create(demo: Any, rules: List[Dict[str, Any]]) -> None:
     for rule in rules:
         rule_id = service.create_rule(demo.device_id, rule)
         say(f"[platform] created rule {rule_id}: {rule['ruleName']}")
+
+
+def report_temperature(device: Any) -> None:
+    """Report a random temperature of 10-30 (always above the demo rules' threshold) on SERVICE_ID."""
+    temperature = round(random.uniform(10.0, 30.0), 1)
+    device.get_client().report_properties(
+        [ServiceProperty(service_id=SERVICE_ID, properties={"temperature": temperature})])
+    say(f"[device] reported temperature {temperature}")

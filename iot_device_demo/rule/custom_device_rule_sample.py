@@ -5,15 +5,12 @@ fires every 2 s on the device's scheduler. Local mode: the emulator creates both
 """
 from __future__ import annotations
 
-import random
 from typing import List, Optional
-
-from iot_device_sdk_python.client.request.service_property import ServiceProperty
-from iot_device_sdk_python.rule.model.action_handler import ActionHandler
-from iot_device_sdk_python.rule.model.actions import Action
 
 from iot_device_demo.common import Demo, main_guard, say
 from iot_device_demo.rule import _rules
+from iot_device_sdk_python.rule.model.action_handler import ActionHandler
+from iot_device_sdk_python.rule.model.actions import Action
 
 
 class PrintingActionHandler(ActionHandler):
@@ -40,13 +37,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _rules.create(demo, [_rules.temperature_rule(demo.device_id, threshold=5),
                                  _rules.simple_timer_rule(demo.device_id, interval_s=2, count=10)])
 
-        def report() -> None:
-            temperature = round(random.uniform(10.0, 30.0), 1)
-            device.get_client().report_properties(
-                [ServiceProperty(service_id=_rules.SERVICE_ID, properties={"temperature": temperature})])
-            say(f"[device] reported temperature {temperature}")
-
-        demo.device_every(demo.args.interval, report, first_delay=1.0)
+        demo.device_every(demo.args.interval, lambda: _rules.report_temperature(device), first_delay=1.0)
         demo.run()
     return 0
 

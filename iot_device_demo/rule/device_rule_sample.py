@@ -6,14 +6,11 @@ Local mode: the emulator creates that rule; in the cloud create a device-side ru
 """
 from __future__ import annotations
 
-import random
 from typing import List, Optional
-
-from iot_device_sdk_python.client.listener.command_listener import CommandListener
-from iot_device_sdk_python.client.request.service_property import ServiceProperty
 
 from iot_device_demo.common import Demo, main_guard, say
 from iot_device_demo.rule import _rules
+from iot_device_sdk_python.client.listener.command_listener import CommandListener
 
 
 class RuleCommandListener(CommandListener):
@@ -35,13 +32,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if demo.emulator is not None:
             _rules.create(demo, [_rules.temperature_rule(demo.device_id, threshold=5)])
 
-        def report() -> None:
-            temperature = round(random.uniform(10.0, 30.0), 1)   # always above the threshold
-            device.get_client().report_properties(
-                [ServiceProperty(service_id=_rules.SERVICE_ID, properties={"temperature": temperature})])
-            say(f"[device] reported temperature {temperature}")
-
-        demo.device_every(demo.args.interval, report, first_delay=1.0)
+        demo.device_every(demo.args.interval, lambda: _rules.report_temperature(device), first_delay=1.0)
         demo.run()
     return 0
 
