@@ -23,6 +23,7 @@ from iot_device_sdk_python.client.iot_result import IotResult
 from iot_device_sdk_python.client.request.command_response import CommandRsp
 from iot_device_sdk_python.client.request.device_message import DeviceMessage
 from iot_device_sdk_python.client.request.service_property import ServiceProperty
+from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -217,7 +218,15 @@ def test_message_properties_shadow_trace(emulator, make_device):
     assert meter["desired"]["properties"] == {"level": 5}
     assert meter["version"] == version
 
-    trace = requests.get(_api(emulator, "/trace"), params={"device_id": dev_id}, timeout=WAIT).json()
+    # The new desired value is pushed to the online device as a property set; its answer is the last
+    # upstream message of this exchange, so the trace is read only once that answer is in it.
+    def traced_after_shadow_push():
+        body = requests.get(_api(emulator, "/trace"), params={"device_id": dev_id}, timeout=WAIT).json()
+        answers = [e for e in body["entries"] if e["kind"] == "properties_set_response"]
+        return body if len(answers) >= 2 else None
+
+    trace = wait_until(traced_after_shadow_push, timeout=WAIT, what="the shadow push answered in the trace")
+    assert props.values == {"meter": {"level": 5}}
     entries = trace["entries"]
     down = [e for e in entries if e["direction"] == "down" and e["kind"] == "messages_down"]
     assert any(e["payload"] == text for e in down)
