@@ -125,7 +125,11 @@ class PlatformCore:
         self._topic_policies: List[str] = []   # extra topics devices may use (``%u`` = device id)
         self._warned: set = set()
         self._msg_cache: Dict[str, collections.deque] = {}
+        # desired-property delivery: one push in flight per device; a request arriving meanwhile is
+        # remembered in _desired_again and served by that push when it ends (never dropped)
+        self._desired_lock = threading.Lock()
         self._desired_inflight: set = set()
+        self._desired_again: set = set()
         self._desired_block: Dict[str, float] = {}
         self._dispatch_q: "queue.Queue[Optional[Tuple[Callable, tuple]]]" = queue.Queue()
         self._dispatcher: Optional[threading.Thread] = None
@@ -782,13 +786,34 @@ class PlatformCore:
         return out
 
     def _push_desired(self, device_id: str) -> None:
-        """Deliver desired values that differ from reported (worker thread; §6.3 protection window)."""
-        if device_id in self._desired_inflight or self._desired_block.get(device_id, 0) > time.monotonic():
-            return
+        """Deliver desired values that differ from reported (worker thread; §6.3 protection window).
+
+        One delivery per device at a time: a call made while one is in flight is not lost but makes
+        that delivery compare desired and reported once more when its answer is in."""
+        with self._desired_lock:
+            if device_id in self._desired_inflight:
+                self._desired_again.add(device_id)
+                return
+            self._desired_inflight.add(device_id)
+        try:
+            while True:
+                if self._desired_block.get(device_id, 0) <= time.monotonic():
+                    self._deliver_desired_once(device_id)
+                with self._desired_lock:
+                    if device_id not in self._desired_again:
+                        self._desired_inflight.discard(device_id)
+                        return
+                    self._desired_again.discard(device_id)
+        except BaseException:
+            with self._desired_lock:
+                self._desired_inflight.discard(device_id)
+                self._desired_again.discard(device_id)
+            raise
+
+    def _deliver_desired_once(self, device_id: str) -> None:
         diff = self._desired_diff(device_id)
         if not diff:
             return
-        self._desired_inflight.add(device_id)
         try:
             self.set_properties(device_id, diff)
         except CommandTimeout:
@@ -798,8 +823,6 @@ class PlatformCore:
             pass
         except EmulatorError as exc:
             logger.info("desired properties of %s: %s", device_id, exc)
-        finally:
-            self._desired_inflight.discard(device_id)
 
     # ---- uplink handling ------------------------------------------------------------------------------
     def register_topic_handler(self, kind: str, fn: Callable[[str, topics.TopicInfo, bytes], None]) -> None:

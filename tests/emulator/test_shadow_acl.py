@@ -49,13 +49,36 @@ def test_desired_pushed_on_connect_and_after_report_until_equal(emulator, device
         dev.publish(topics.properties_set_response(did, topics.classify(m.topic).request_id), {"result_code": 0})
         # once reported equals desired, nothing more is pushed
         dev.publish(topics.properties_report(did), {"services": [{"service_id": "env", "properties": {"target": 22}}]})
+        # the PUBACK comes from the broker: wait until the core applied the report, then watch for a push
+        sh = wait_until(lambda: [s for s in emulator.shadow(did)
+                                 if s["reported"].get("properties", {}).get("target") == 22])[0]
         assert dev.no_message(0.7)
-        sh = emulator.shadow(did)[0]
         assert sh["desired"]["properties"] == {"target": 22} and sh["reported"]["properties"] == {"target": 22}
         # set_desired while online pushes at once
         emulator.set_desired(did, "env", {"target": 30})
         m = _next_of_kind(dev, topics.PROPERTIES_SET)
         assert json.loads(m.payload)["services"][0]["properties"] == {"target": 30}
+    finally:
+        dev.close()
+
+
+def test_report_made_while_a_desired_push_is_unanswered_gets_its_own_push(emulator, device_record):
+    """A differing report that arrives while the previous push is still waiting for its answer is not
+    dropped: once that answer is in, the platform compares again and pushes once more."""
+    did = device_record["device_id"]
+    emulator.set_desired(did, "env", {"target": 22})
+    dev = online_device(emulator, device_record)
+    try:
+        first = _next_of_kind(dev, topics.PROPERTIES_SET)           # in flight: not answered yet
+        dev.publish(topics.properties_report(did), {"services": [{"service_id": "env", "properties": {"target": 20}}]})
+        wait_until(lambda: [s for s in emulator.shadow(did)
+                            if s["reported"].get("properties", {}).get("target") == 20])
+        dev.publish(topics.properties_set_response(did, topics.classify(first.topic).request_id), {"result_code": 0})
+        second = _next_of_kind(dev, topics.PROPERTIES_SET, timeout=10)
+        assert json.loads(second.payload)["services"][0]["properties"] == {"target": 22}
+        assert topics.classify(second.topic).request_id != topics.classify(first.topic).request_id
+        dev.publish(topics.properties_set_response(did, topics.classify(second.topic).request_id), {"result_code": 0})
+        assert dev.no_message(0.7)   # nothing asked again since: one push, not a loop
     finally:
         dev.close()
 

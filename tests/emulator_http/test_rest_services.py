@@ -254,7 +254,10 @@ def test_log_endpoints(emulator, make_device, base_url):
     device_id = device.get_device_id()
     log_svc = device.get_device_log_service()
     log_svc.report_device_log(str(codec.now_ms()), "DEVICE_STATUS", "battery ok").result(10)
-    emulator.service("$log").wait_logs(device_id, timeout=10)
+    # wait for this very entry: the SDK's own "connect complete" log alone would end a wait for any entry,
+    # and the PUBACK comes from the broker before the platform stored the report
+    wait_until(lambda: any(e["content"] == "battery ok" for e in emulator.service("$log").logs(device_id)),
+               timeout=10, what="the 'battery ok' log stored")
     logs = requests.get(f"{base_url}/emulator/devices/{device_id}/logs", params={"type": "DEVICE_STATUS"},
                         timeout=10).json()
     mine = [e for e in logs["logs"] if e["content"] == "battery ok"]   # the SDK also logs its connection

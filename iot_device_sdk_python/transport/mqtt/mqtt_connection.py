@@ -46,6 +46,7 @@ from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
 from iot_device_sdk_python.transport.offline_queue import DEFAULT_MAX, BufferMetrics, DurableOfflineQueue
+from iot_device_sdk_python.transport.mqtt.shared_loop import SharedNetworkLoop
 from iot_device_sdk_python.transport.publish_handle import PublishError, PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
@@ -194,7 +195,8 @@ class MqttConnection(Connection):
         self._ever_connected = False
         self._buffer: Deque[_Out] = collections.deque()
         self._pending: Dict[int, _Out] = {}
-        self._early_acks: Dict[int, float] = {}
+        self._early_acks: Dict[int, float] = {}  # mid -> when paho reported it before _track() saw it
+        self._early_limit = 64  # prune _early_acks when it grows past this (see _on_publish)
         self._seq = itertools.count()
         self._subscriptions: "collections.OrderedDict[str, int]" = collections.OrderedDict()
         self._connect_listeners: List[ConnectListener] = []
@@ -291,22 +293,9 @@ class MqttConnection(Connection):
             with lock:
                 self._buffer_or_fail_locked(bm, "connection lost while publishing")
             return handle
-        mid = info.mid
         if _logger.isEnabledFor(logging.DEBUG):
-            _logger.debug("publish mid=%s topic=%s payload=%s", mid, topic, redact_payload(payload))
-        with lock:
-            if self._early_acks and self._early_acks.pop(mid, None) is not None:
-                pass  # already acknowledged/written: resolve below
-            elif self._client is not client:  # the link died between publish() and here
-                self._insert_locked(bm)
-                return handle
-            else:
-                pending = self._pending
-                if not pending and self._ack_timeout:  # (reliability helper) the ack watchdog counts from here
-                    self._ack_ref = time.monotonic()
-                pending[mid] = bm
-                return handle
-        self._succeed(bm, mid)
+            _logger.debug("publish mid=%s topic=%s payload=%s", info.mid, topic, redact_payload(payload))
+        self._track(client, bm, info.mid)
         return handle
 
     def _publish_out(self, bm: _Out) -> PublishHandle:
@@ -338,8 +327,7 @@ class MqttConnection(Connection):
             self._online = False
             self._live = None
             attempt = self._attempt
-            dropped = list(self._pending.values()) + list(self._buffer)
-            self._pending.clear()
+            dropped = self._claim_pending() + list(self._buffer)
             self._buffer.clear()
         if attempt is not None:
             with attempt.cond:
@@ -557,7 +545,7 @@ class MqttConnection(Connection):
                 return self.CONNECT_ERR_NETWORK, None
             self._client = client
             self._attempt = attempt
-            self._pending.clear()
+            self._requeue_pending_locked("new connection")  # normally empty: the loss requeued them
             self._early_acks.clear()
         host, port = self._host(), int(auth.port)
         _logger.info("device %s: connecting to %s:%s (tls=%s)", auth.id, host, port, auth.use_tls())
@@ -644,14 +632,14 @@ class MqttConnection(Connection):
             client.disconnect()
         except Exception:  # already gone: nothing to do
             pass
-        network_loop = getattr(client, "_iot_shared_loop", None)
+        network_loop = SharedNetworkLoop.loop_of(client)
         try:
             if network_loop is not None:
                 network_loop.detach(client)
             else:
                 client.loop_stop()
         except Exception:
-            _logger.debug("loop_stop failed", exc_info=True)
+            _logger.debug("stopping the network loop failed", exc_info=True)
         try:  # a client whose TCP connect failed still owns its socket pair
             client._reset_sockets()  # noqa: SLF001 - paho has no public way to release them
         except Exception:
@@ -837,24 +825,46 @@ class MqttConnection(Connection):
             return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
-        mid = info.mid
         if _logger.isEnabledFor(logging.DEBUG):
-            _logger.debug("publish mid=%s topic=%s payload=%s", mid, bm._o_topic, redact_payload(bm._o_payload))
-        with self._lock:
-            if self._early_acks and self._early_acks.pop(mid, None) is not None:
-                acked = True
-            else:
-                acked = False
-                if self._client is not client:  # the link died between publish() and here
-                    self._insert_locked(bm)
-                    return True
-                pending = self._pending
-                if not pending:  # the ack watchdog counts from here
-                    self._ack_ref = time.monotonic()
-                pending[mid] = bm
-        if acked:
-            self._succeed(bm, mid)
+            _logger.debug("publish mid=%s topic=%s payload=%s", info.mid, bm._o_topic,
+                          redact_payload(bm._o_payload))
+        self._track(client, bm, info.mid)
         return True
+
+    def _track(self, client: mqtt.Client, bm: _Out, mid: int) -> None:
+        """Hold ``bm`` in the pending map until paho reports ``mid`` (PUBACK at QoS 1, write at QoS 0).
+
+        No lock: paho's thread claims entries in :meth:`_on_publish` at the same moment, and taking a
+        lock shared with it on every publish was the largest avoidable cost left on the hot path
+        (doc/performance.md). Instead every party claims an entry only with one atomic ``dict.pop``
+        (this method, ``_on_publish``, the requeue on a lost link, ``close()``), so exactly one of them
+        resolves or requeues each message:
+
+        - an ack that comes before the entry (paho may write a QoS 0 message, or even receive the
+          PUBACK, before ``publish()`` has returned) leaves a mark in ``_early_acks`` and looks again;
+          this side looks for the mark before inserting and again after;
+        - a link lost or replaced meanwhile (``attempt.lost`` is set before the requeue runs, ``_client``
+          is changed before ``close()``/a new attempt claims the map): whoever runs second finds either
+          the entry or the flag, never neither.
+        """
+        early = self._early_acks
+        if early and early.pop(mid, None) is not None:  # paho was quicker (typical for QoS 0)
+            self._succeed(bm, mid)
+            return
+        pending = self._pending
+        if not pending and self._ack_timeout:  # (reliability helper) the ack watchdog counts from here
+            self._ack_ref = time.monotonic()
+        pending[mid] = bm
+        if self._client is not client or client.user_data_get().lost:
+            # the link went away after publish(): take the message back unless the requeue already did
+            self._early_acks.pop(mid, None)
+            if pending.pop(mid, None) is bm:
+                with self._lock:
+                    self._buffer_or_fail_locked(bm, "connection lost while publishing")
+            return
+        if self._early_acks and self._early_acks.pop(mid, None) is not None:  # acked while inserting
+            if pending.pop(mid, None) is bm:
+                self._succeed(bm, mid)
 
     def _buffer_or_fail_locked(self, bm: _Out, why: str) -> None:
         if self._closed.is_set():
@@ -885,10 +895,15 @@ class MqttConnection(Connection):
             self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
                        f"offline buffer full ({limit}); oldest message dropped")
 
+    def _claim_pending(self) -> List[_Out]:
+        """Take every in-flight message out of the pending map (by ``pop``: see :meth:`_track`), oldest first."""
+        pending = self._pending
+        claimed = [bm for bm in (pending.pop(mid, None) for mid in pending.copy()) if bm is not None]
+        claimed.sort(key=lambda b: b._o_seq)
+        return claimed
+
     def _requeue_pending_locked(self, why: str) -> None:
-        pending = sorted(self._pending.values(), key=lambda b: b._o_seq)
-        self._pending.clear()
-        for bm in pending:
+        for bm in self._claim_pending():
             self._insert_locked(bm)
 
     def _succeed(self, bm: _Out, mid: int) -> None:
@@ -1003,23 +1018,34 @@ class MqttConnection(Connection):
             self._start_reconnect_thread()
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
-        # network thread, once per PUBACK (QoS 1) or write (QoS 0): resolve here, wake nobody unless
-        # a listener/done-callback needs the dispatcher or close() waits for the drain
-        with self._lock:
-            if client is not self._client:
-                return
-            pending = self._pending
+        # network thread (or the publishing thread, for a QoS 0 write made at once), once per PUBACK or
+        # write: resolve here without the lock (see _track), wake nobody unless a listener/done-callback
+        # needs the dispatcher or close() waits for the drain
+        if client is not self._client:
+            return
+        pending = self._pending
+        bm = pending.pop(mid, None)
+        if bm is None:  # the ack beat the registration in _track(): leave a mark, then look once more
+            now = time.monotonic()
+            early = self._early_acks
+            if len(early) > self._early_limit:
+                # marks are normally taken at once; one this old was never claimed. Pruned in place from
+                # a snapshot (dict.copy() runs no Python code, so no other thread can change the map
+                # halfway, which iterating the map itself allows), and only when the map doubled
+                for m, t in early.copy().items():
+                    if now - t >= 10:
+                        early.pop(m, None)
+                self._early_limit = max(64, 2 * len(early))
+            early[mid] = now
             bm = pending.pop(mid, None)
-            if self._ack_timeout:
-                self._ack_ref = time.monotonic()  # progress for the watchdog
-            if not pending and self._drain_waiters:
-                self._drained.notify_all()
-            if bm is None:  # ack raced the registration in _send(): remember it briefly
-                now = time.monotonic()
-                if len(self._early_acks) > 64:
-                    self._early_acks = {m: t for m, t in self._early_acks.items() if now - t < 10}
-                self._early_acks[mid] = now
+            if bm is None:
                 return
+            early.pop(mid, None)
+        if self._ack_timeout:
+            self._ack_ref = time.monotonic()  # progress for the watchdog
+        if self._drain_waiters and not pending:
+            with self._lock:
+                self._drained.notify_all()
         if bm._o_counted:  # it went through the buffer (reliability helper): counters and durable row
             self._forget_row(bm, sent=True)
         bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
