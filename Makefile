@@ -4,17 +4,20 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: setup system-deps demo test bench soak emulator docs clean
 
+# Set-up output goes to stderr, so that `make bench` prints nothing but its JSON on stdout.
 $(STAMP): setup.py requirements/requirements.txt requirements/requirements-emulator.txt requirements/requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "creating $(VENV) and installing the project" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(VPY) -m pip install -q --upgrade pip >&2
+	@$(VPY) -m pip install -q -e '.[dev]' >&2
+	@touch $(STAMP)
 
 system-deps:
-	@sh requirements/ensure_system_deps.sh
+	@sh requirements/ensure_system_deps.sh >&2
 
 setup: $(STAMP) system-deps
 
@@ -25,8 +28,9 @@ demo: setup
 test: setup
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
 
+# JSON on stdout (progress on stderr); options: make bench BENCH_ARGS="--quick"
 bench: setup
-	$(VPY) -m tests.bench
+	@$(VPY) -m tests.bench $(BENCH_ARGS)
 
 soak: setup
 	$(VPY) -m tests.soak

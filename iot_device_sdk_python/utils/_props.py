@@ -1,19 +1,18 @@
 """Tiny helper for the upstream style of data holders: a read/write property backed by ``_name``."""
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 
 def rw(attr: str, doc: str = "") -> property:
     """A property reading and writing ``self.<attr>``."""
 
-    def getter(self) -> Any:
-        return getattr(self, attr)
-
     def setter(self, value: Any) -> None:
         setattr(self, attr, value)
 
-    return property(getter, setter, doc=doc)
+    # attrgetter reads in C, without a Python frame: these getters run on every report (qos, device id)
+    return property(operator.attrgetter(attr), setter, doc=doc)
 
 
 def field(name: str, doc: str = "") -> property:

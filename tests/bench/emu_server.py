@@ -15,6 +15,9 @@ from iot_device_sdk_python.protocol import codec, topics
 
 
 def _serve(conn, options: Dict[str, Any]) -> None:
+    cpus = options.get("cpus")
+    if cpus and hasattr(os, "sched_setaffinity"):  # before Mosquitto starts: it inherits the CPU set
+        os.sched_setaffinity(0, set(cpus))
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("iotda_emulator").setLevel(logging.ERROR)
     from iotda_emulator import Emulator
