@@ -39,7 +39,7 @@ emulator: setup
 	$(VPY) -m iotda_emulator start
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .venv-py310 .pytest_cache .hypothesis build dist *.egg-info
 
 # Regenerates doc/api-reference.md from the docstrings.
 docs: setup

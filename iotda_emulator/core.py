@@ -82,6 +82,19 @@ def _check_request_id(request_id: str) -> str:
     return request_id
 
 
+def _body(obj: Optional[str], optional: Optional[Dict[str, Any]] = None, **fields: Any) -> Dict[str, Any]:
+    """A downlink JSON body in wire order: ``object_device_id`` (gateway children only), the ``optional``
+    keys that are not None, then ``fields`` as given."""
+    body: Dict[str, Any] = {"object_device_id": obj} if obj else {}
+    body.update((k, v) for k, v in (optional or {}).items() if v is not None)
+    body.update(fields)
+    return body
+
+
+_REQUEST_TOPICS = {topics.COMMAND: topics.command, topics.PROPERTIES_SET: topics.properties_set,
+                   topics.PROPERTIES_GET: topics.properties_get}
+
+
 def _validate_shadow_keys(props: dict) -> None:
     for key in props:
         if not isinstance(key, str) or not key or any(c in key for c in ".$\x00"):
@@ -563,17 +576,19 @@ class PlatformCore:
         logger.debug("down %s (%d bytes)", topic, len(data))
         return self._client.publish(topic, data, qos=qos)
 
-    def _request(self, target: str, topic: str, payload: dict, kind: str, timeout: Optional[float],
-                 rid: Optional[str] = None) -> dict:
+    def _request(self, kind: str, device_id: str, timeout: Optional[float], request_id: Optional[str],
+                 optional: Optional[Dict[str, Any]] = None, **fields: Any) -> dict:
+        """Send a platform request (body as :func:`_body`) to ``device_id`` and wait for its answer."""
+        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
+        target, obj = self.route(device_id)
         self._check_not_network_thread()
-        rid = rid or topics.request_id_of(topic)
         pending = _Pending(target, kind)
         with self._pending_lock:
             if rid in self._pending:
                 raise EmulatorError(f"request id {rid} is already in use by a pending request")
             self._pending[rid] = pending
         try:
-            self.publish(topic, payload, qos=1)
+            self.publish(_REQUEST_TOPICS[kind](target, rid), _body(obj, optional, **fields), qos=1)
             wait = self.command_timeout if timeout is None else timeout
             if not pending.event.wait(wait):
                 raise CommandTimeout(f"{kind} {rid} to {target}: no response within {wait:g} s")
@@ -592,17 +607,9 @@ class PlatformCore:
         Raises DeviceNotFound, DeviceOffline, CommandTimeout, EmulatorError (malformed response, request id
         already pending), ValueError (request id unusable in a topic).
         """
-        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
-        target, obj = self.route(device_id)
-        payload: Dict[str, Any] = {}
-        if obj:
-            payload["object_device_id"] = obj
-        if service_id is not None:
-            payload["service_id"] = service_id
-        if command_name is not None:
-            payload["command_name"] = command_name
-        payload["paras"] = paras if paras is not None else {}
-        result = self._request(target, topics.command(target, rid), payload, topics.COMMAND, timeout, rid)
+        result = self._request(topics.COMMAND, device_id, timeout, request_id,
+                               {"service_id": service_id, "command_name": command_name},
+                               paras=paras if paras is not None else {})
         result.setdefault("result_code", 0)
         return result
 
@@ -612,14 +619,7 @@ class PlatformCore:
 
         ``request_id`` is the id put in the topic (a UUID when None); errors as :meth:`send_command`.
         """
-        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
-        target, obj = self.route(device_id)
-        payload: Dict[str, Any] = {}
-        if obj:
-            payload["object_device_id"] = obj
-        payload["services"] = services
-        result = self._request(target, topics.properties_set(target, rid), payload,
-                               topics.PROPERTIES_SET, timeout, rid)
+        result = self._request(topics.PROPERTIES_SET, device_id, timeout, request_id, services=services)
         result.setdefault("result_code", 0)
         return result
 
@@ -629,15 +629,7 @@ class PlatformCore:
 
         ``request_id`` is the id put in the topic (a UUID when None); errors as :meth:`send_command`.
         """
-        rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
-        target, obj = self.route(device_id)
-        payload: Dict[str, Any] = {}
-        if obj:
-            payload["object_device_id"] = obj
-        if service_id is not None:
-            payload["service_id"] = service_id
-        return self._request(target, topics.properties_get(target, rid), payload,
-                             topics.PROPERTIES_GET, timeout, rid)
+        return self._request(topics.PROPERTIES_GET, device_id, timeout, request_id, {"service_id": service_id})
 
     def send_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
                      qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,
@@ -660,14 +652,7 @@ class PlatformCore:
                 content: Any = bytes(payload).decode("utf-8", "replace")
             else:
                 content = payload
-            body: Dict[str, Any] = {}
-            if obj:
-                body["object_device_id"] = obj
-            if name is not None:
-                body["name"] = name
-            body["id"] = mid
-            body["content"] = content
-            data: Any = body
+            data: Any = _body(obj, {"name": name}, id=mid, content=content)
         else:
             data = payload
         if isinstance(data, (dict, list)):
@@ -696,12 +681,9 @@ class PlatformCore:
         """
         target, obj = self.route(device_id)
         eid = event_id or str(uuid.uuid4())
-        envelope: Dict[str, Any] = {}
-        if object_device_id or obj:
-            envelope["object_device_id"] = object_device_id or obj
-        envelope["services"] = [{"service_id": service_id, "event_type": event_type,
-                                 "event_time": codec.event_time(), "event_id": eid,
-                                 "paras": paras if paras is not None else {}}]
+        envelope = _body(object_device_id or obj, services=[{
+            "service_id": service_id, "event_type": event_type, "event_time": codec.event_time(),
+            "event_id": eid, "paras": paras if paras is not None else {}}])
         self.publish(topics.events_down(target), envelope, qos=1)
         return eid
 

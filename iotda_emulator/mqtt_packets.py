@@ -99,7 +99,7 @@ def encode_varint(n: int) -> bytes:
 
 def _decode_varint(buf: bytes, pos: int) -> Tuple[int, int]:
     mult, value = 1, 0
-    for i in range(4):
+    for _ in range(4):
         if pos >= len(buf):
             raise PacketError("truncated variable byte integer")
         b = buf[pos]

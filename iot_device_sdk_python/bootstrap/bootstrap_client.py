@@ -18,7 +18,8 @@ Differences from upstream, on purpose: the answer is validated (host name or IP,
 else; a string secret) and anything else is refused as a tampered answer; TLS verifies the chain and the
 host name; the server info is cached per device in a per-user cache directory (``bs_cache_path`` to choose
 another file; ``bs_force`` or :func:`clear_bootstrap_cache` to provision again), written atomically with
-mode 0600; the cache is tied to the provisioning server and the device id.
+mode 0600; the cache is tied to the provisioning server and the device id. ``DeviceClient.connect()`` drops
+the cache and provisions again once when IoTDA refuses the cached credentials (CONNACK 4 or 5).
 """
 from __future__ import annotations
 

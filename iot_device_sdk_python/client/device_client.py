@@ -66,6 +66,10 @@ class _AutoReportInfoListener(ConnectListener):
             self._client.report_device_info(DeviceBaseInfo())
 
 
+#: CONNACK codes meaning "these credentials are not accepted" (bad user name or password, not authorized)
+_REFUSED_CREDENTIALS = frozenset({4, 5})
+
+
 class DeviceClient(RawMessageListener):
     """The documented client API. Created by :class:`AbstractDevice`; get it with ``device.get_client()``.
 
@@ -168,26 +172,58 @@ class DeviceClient(RawMessageListener):
 
     def connect(self) -> int:
         """Connect (bootstrapping first when ``bs_mode`` is 1 or 2). Returns 0 or an error code
-        (see :class:`MqttConnection`)."""
+        (see :class:`MqttConnection`).
+
+        Bootstrap re-uses the cached IoTDA address and secret. When IoTDA refuses those cached credentials
+        (CONNACK 4 bad user name or password, or 5 not authorized: secret re-issued, device moved), the cache
+        is dropped, the device is provisioned again once (not from the cache) and connects once more; that
+        result is returned. Credentials from a fresh provisioning that IoTDA refuses are returned as is (no
+        second provisioning). A failed provisioning returns -1 (-2 for a local configuration error) and sets
+        ``last_bootstrap_error``; ``bs_force`` still forces provisioning on every connect."""
         auth = self._connect_auth_info
-        if auth.bs_mode in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP, ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
-            try:
-                from iot_device_sdk_python.bootstrap import bootstrap_client
-            except ImportError as exc:
-                _logger.error("bootstrap is not available: %s", exc)
-                return MqttConnection.CONNECT_ERR_CONFIG
-            try:
-                new_auth = bootstrap_client.bootstrap(auth, self._mqtt_connect_conf)
-            except Exception as exc:  # BootstrapError(code, message) or anything unexpected
-                self.last_bootstrap_error = exc
-                _logger.error("device %s: bootstrap failed: %s", auth.id, exc)
-                # a local configuration problem is not worth retrying; everything else is a network-side failure
-                if getattr(exc, "code", None) == bootstrap_client.ERR_CONFIG:
-                    return MqttConnection.CONNECT_ERR_CONFIG
-                return MqttConnection.CONNECT_ERR_NETWORK
-            self.last_bootstrap_error = None
-            self._connection._set_connect_auth_info(new_auth)
+        if auth.bs_mode not in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP,
+                                ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
+            return self._connection.connect()
+        try:
+            from iot_device_sdk_python.bootstrap import bootstrap_client
+        except ImportError as exc:
+            _logger.error("bootstrap is not available: %s", exc)
+            return MqttConnection.CONNECT_ERR_CONFIG
+        result = self._provision(bootstrap_client, auth)
+        if isinstance(result, int):
+            return result
+        rc = self._connection.connect()
+        if rc not in _REFUSED_CREDENTIALS or not result.from_cache:
+            return rc
+        # the platform no longer accepts what the cache holds: provision again, once
+        _logger.warning("device %s: IoTDA refused the cached bootstrap credentials (CONNACK %s); dropping the "
+                        "cache and provisioning again", auth.id, rc)
+        try:
+            bootstrap_client.clear_bootstrap_cache(auth)
+        except OSError as exc:  # the forced provisioning below overwrites it anyway
+            _logger.warning("device %s: bootstrap cache not removed: %s", auth.id, type(exc).__name__)
+        forced = auth.copy()  # never mutate the caller's object
+        forced.bs_force = True
+        result = self._provision(bootstrap_client, forced)
+        if isinstance(result, int):
+            return result
         return self._connection.connect()
+
+    def _provision(self, bootstrap_client, auth: ConnectAuthInfo):
+        """Bootstrap ``auth`` and switch the connection to the answer: the ``BootstrapResult``, or the
+        ``connect()`` error code when provisioning failed (``last_bootstrap_error`` says why)."""
+        try:
+            result = bootstrap_client.bootstrap_with_result(auth, self._mqtt_connect_conf)
+        except Exception as exc:  # BootstrapError(code, message) or anything unexpected
+            self.last_bootstrap_error = exc
+            _logger.error("device %s: bootstrap failed: %s", auth.id, exc)
+            # a local configuration problem is not worth retrying; everything else is a network-side failure
+            if getattr(exc, "code", None) == bootstrap_client.ERR_CONFIG:
+                return MqttConnection.CONNECT_ERR_CONFIG
+            return MqttConnection.CONNECT_ERR_NETWORK
+        self.last_bootstrap_error = None
+        self._connection._set_connect_auth_info(result.connect_auth_info)
+        return result
 
     def close(self):
         """Close the connection (no reconnect)."""
@@ -268,7 +304,7 @@ class DeviceClient(RawMessageListener):
         """
         if message_listener is not None and not callable(getattr(message_listener, "on_message_received", None)):
             raise ValueError("message_listener must have on_message_received(message)")
-        self._custom_topic_listeners = [(f, l) for f, l in self._custom_topic_listeners if f != topic]
+        self._custom_topic_listeners = [(f, lsn) for f, lsn in self._custom_topic_listeners if f != topic]
         if message_listener is not None:
             self._custom_topic_listeners.append((topic, message_listener))
         return self._connection.subscribe_topic(topic, qos)
@@ -439,9 +475,9 @@ class DeviceClient(RawMessageListener):
         """Route one inbound message: custom-topic listeners, then the system handlers by topic kind."""
         topic = message.topic
         info = topics.classify(topic)
-        exact = [l for f, l in self._custom_topic_listeners if f == topic]
+        exact = [lsn for f, lsn in self._custom_topic_listeners if f == topic]
         matched = exact or ([] if info.kind in _SYSTEM_DOWN_KINDS else
-                            [l for f, l in self._custom_topic_listeners if topics.topic_matches(f, topic)])
+                            [lsn for f, lsn in self._custom_topic_listeners if topics.topic_matches(f, topic)])
         if matched:
             for listener in matched:
                 self._safe(listener.on_message_received, message)

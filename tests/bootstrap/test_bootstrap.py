@@ -280,3 +280,121 @@ def test_device_name_policies_by_priority(emulator, bs, tmp_path):
     info = bs_info(emulator, device_id, tmp_path, secret=dev["secret"])
     result = bootstrap_client.bootstrap_with_result(info)
     assert json.loads(result.init_config) == {"from": "high"}
+
+
+# ---- cached credentials refused by IoTDA: drop the cache and provision again, once --------------------
+
+def _provisioned(bs, device_id):
+    return sum(1 for r in bs.requests if r["device_id"] == device_id)
+
+
+def _read_cache(info):
+    with open(info.bs_cache_path) as fh:
+        return json.load(fh)
+
+
+def _refused_cache_scenario(emulator, bs, tmp_path):
+    """A group-secret device provisions (IoTDA secret issued by the platform, cached) and connects; then the
+    platform re-issues that device's secret, so the cached one is refused (CONNACK 4). A new device object
+    must connect anyway with exactly one more provisioning. Returns every secret the run handled."""
+    group = bs.add_registration_group(new_id("scope").replace("_", "-"))
+    device_id = new_id("reiss")
+    info = bs_info(emulator, device_id, tmp_path, secret=group["secret"], bs_mode=2, scope_id=group["scope_id"])
+
+    device, rc = connect_device(info)
+    try:
+        assert rc == 0 and emulator.wait_online(device_id, timeout=10)
+    finally:
+        device.destroy()
+    assert emulator.wait_offline(device_id, timeout=10)
+    first = _read_cache(info)["secret"]
+    assert first and first == emulator.get_device(device_id)["secret"]
+    assert _provisioned(bs, device_id) == 1
+
+    reissued = uuid.uuid4().hex  # the platform resets the device secret: the cached one no longer works
+    emulator.core.update_device(device_id, secret=reissued)
+
+    device, rc = connect_device(info)
+    try:
+        assert rc == 0
+        assert emulator.wait_online(device_id, timeout=10)
+        assert _provisioned(bs, device_id) == 2  # exactly one more provisioning request
+        cached = _read_cache(info)
+        second = bs.answers[-1]["answer"]["deviceSecret"]
+        assert cached["secret"] == second == emulator.get_device(device_id)["secret"]
+        assert second not in (first, reissued)
+        assert cached["address"] == f"localhost:{emulator.mqtts_port}"
+        assert device.get_client().last_bootstrap_error is None
+        assert info.bs_mode == 2 and not info.bs_force  # the caller's object is left as it was
+    finally:
+        device.destroy()
+    derived = bootstrap_client.derive_group_secret(device_id, group["secret"])
+    return {group["secret"], derived, first, reissued, second}
+
+
+def test_refused_cached_credentials_are_provisioned_again_once(emulator, bs, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="iot_device_sdk_python"):
+        _refused_cache_scenario(emulator, bs, tmp_path)
+    warnings = [r for r in caplog.records if r.name.startswith("iot_device_sdk_python")
+                and r.levelname == "WARNING" and "cached bootstrap credentials" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_reprovisioning_logs_no_secret_at_debug(emulator, bs, tmp_path, caplog):
+    from iot_device_sdk_python.utils import iot_util
+    with caplog.at_level("DEBUG"):
+        found = _refused_cache_scenario(emulator, bs, tmp_path)
+    stamp = iot_util.get_timestamp()
+    found |= {iot_util.sha256_mac(s, stamp) for s in list(found)}  # the MQTT passwords of this hour too
+    assert len(found) >= 8
+    sdk = [r for r in caplog.records if not r.name.startswith("iotda_emulator")]
+    assert any("cached bootstrap credentials" in r.getMessage() for r in sdk)  # the log really was captured
+    leaks = [(r.name, r.getMessage()[:200]) for r in sdk for s in found
+             if s in r.getMessage() or s in (r.exc_text or "")]
+    assert leaks == []
+
+
+@pytest.mark.parametrize("refusal", ["bad_secret", "frozen"])
+def test_fresh_provisioning_refused_by_iotda_is_returned_without_retry(emulator, bs, tmp_path, refusal):
+    device_id = new_id("fresh")
+    dev = bs.add_bootstrap_device(device_id, require_policy=False)
+    info = bs_info(emulator, device_id, tmp_path, secret=dev["secret"])
+    if refusal == "bad_secret":
+        bs.tamper_next_answer({"deviceSecret": "0" * 32})  # the answer names a secret IoTDA does not know
+        expected = 4
+    else:
+        emulator.create_device(device_id, dev["secret"])
+        emulator.freeze_device(device_id)
+        expected = 5
+    try:
+        device, rc = connect_device(info)
+        try:
+            assert rc == expected
+            assert _provisioned(bs, device_id) == 1  # no second provisioning, no loop
+            assert not emulator.is_online(device_id)
+        finally:
+            device.destroy()
+    finally:
+        if refusal == "frozen":
+            emulator.freeze_device(device_id, False)
+
+
+def test_reprovisioned_credentials_refused_again_stop_after_one_round(emulator, bs, tmp_path):
+    """Cached credentials refused, the fresh ones refused too: connect() returns the refusal after exactly one
+    re-provisioning (and the next connect() does the same, never a storm)."""
+    device_id = new_id("twice")
+    dev = bs.add_bootstrap_device(device_id, require_policy=False)
+    info = bs_info(emulator, device_id, tmp_path, secret=dev["secret"])
+    bootstrap(info)  # cache written
+    assert _provisioned(bs, device_id) == 1
+    emulator.freeze_device(device_id)
+    try:
+        for round_ in (1, 2):
+            device, rc = connect_device(info)
+            try:
+                assert rc == 5
+                assert _provisioned(bs, device_id) == 1 + round_
+            finally:
+                device.destroy()
+    finally:
+        emulator.freeze_device(device_id, False)

@@ -46,7 +46,6 @@ from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
 from iot_device_sdk_python.transport.offline_queue import DEFAULT_MAX, BufferMetrics, DurableOfflineQueue
-from iot_device_sdk_python.transport.mqtt.shared_loop import SharedNetworkLoop
 from iot_device_sdk_python.transport.publish_handle import PublishError, PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
@@ -632,7 +631,7 @@ class MqttConnection(Connection):
             client.disconnect()
         except Exception:  # already gone: nothing to do
             pass
-        network_loop = SharedNetworkLoop.loop_of(client)
+        network_loop = getattr(client, "_iot_shared_loop", None)  # SharedNetworkLoop.attach() sets it
         try:
             if network_loop is not None:
                 network_loop.detach(client)
@@ -834,9 +833,9 @@ class MqttConnection(Connection):
     def _track(self, client: mqtt.Client, bm: _Out, mid: int) -> None:
         """Hold ``bm`` in the pending map until paho reports ``mid`` (PUBACK at QoS 1, write at QoS 0).
 
-        No lock: paho's thread claims entries in :meth:`_on_publish` at the same moment, and taking a
-        lock shared with it on every publish was the largest avoidable cost left on the hot path
-        (doc/performance.md). Instead every party claims an entry only with one atomic ``dict.pop``
+        No lock: paho's thread claims entries in :meth:`_on_publish` at the same moment, and this was the
+        last lock the two threads took on every message (doc/performance.md, "Lock-free pending map").
+        Instead every party claims an entry only with one atomic ``dict.pop``
         (this method, ``_on_publish``, the requeue on a lost link, ``close()``), so exactly one of them
         resolves or requeues each message:
 
