@@ -187,6 +187,18 @@ class Emulator:
     def freeze_device(self, device_id: str, frozen: bool = True) -> None:
         self.core.freeze_device(device_id, frozen)
 
+    def reset_device_secret(self, device_id: str, secret: Optional[str] = None,
+                            force_disconnect: bool = False) -> str:
+        """Reset the secret of a secret-authenticated device, as IoTDA's ResetDeviceSecret does.
+
+        ``secret`` (8-32 letters, digits, ``_``, ``-``) becomes the device's secret; without it a random one
+        is generated. A connected device keeps its connection unless ``force_disconnect`` is True, in which
+        case it is dropped at once; any later connection must use the new secret (the old one gets CONNACK 4).
+        Returns the new secret. Raises ``ValueError`` for an invalid secret or a certificate-authenticated
+        device and ``DeviceNotFound`` for an unknown one.
+        """
+        return self.core.reset_device_secret(device_id, secret, force_disconnect)
+
     def add_topic_policy(self, pattern: str) -> None:
         """Allow every device to publish and subscribe on ``pattern`` (an IoTDA topic policy).
 

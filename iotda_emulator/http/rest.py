@@ -28,6 +28,7 @@ from tornado.ioloop import IOLoop
 
 from iot_device_sdk_python.protocol import codec
 from iotda_emulator import errors
+from iotda_emulator.core import check_device_secret
 from iotda_emulator.http import auth
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ MAX_BODY = 1024 * 1024
 #: Largest command / message payload (iotda-protocol.md §1.5).
 MAX_DOWNLINK = 256 * 1024
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 
 class ApiError(Exception):
@@ -313,7 +314,7 @@ def _opt_str(body: dict, key: str, *, max_len: int = 256, pattern: Optional[re.P
         return None
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise bad_request(f"'{key}' must be a non-empty string of at most {max_len} characters.")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise bad_request(f"'{key}' may contain only letters, digits, '_' and '-'.")
     return value
 
@@ -428,6 +429,49 @@ class DeviceHandler(BaseApiHandler):
         except errors.DeviceNotFound:
             raise device_not_found(device_id) from None
         self.reply(None, 204)
+
+
+class DeviceActionHandler(BaseApiHandler):
+    """``POST /v5/iot/{project_id}/devices/{device_id}/action?action_id=resetSecret`` (ResetDeviceSecret).
+
+    Body (every field optional): ``secret`` (8-32 letters, digits, ``_``, ``-``; generated when absent),
+    ``force_disconnect`` (drop the current connection; default false), ``secret_type`` (``PRIMARY``; the
+    emulator models no secondary secret, so ``SECONDARY`` is a 400). The secret is never logged.
+    """
+
+    ACTIONS = ("resetSecret",)
+
+    @api
+    async def post(self, project_id: str, device_id: str) -> None:
+        action_id = self.get_query_argument("action_id", None)
+        if action_id not in self.ACTIONS:
+            raise bad_request(f"'action_id' must be one of {', '.join(self.ACTIONS)}; got {action_id!r}.")
+        body = self.json_body() if (self.request.body or b"").strip() else {}
+        secret = body.get("secret")
+        if secret is not None:
+            try:
+                check_device_secret(secret)
+            except ValueError as exc:
+                raise bad_request(str(exc)) from None
+        force_disconnect = body.get("force_disconnect", False)
+        if force_disconnect is None:
+            force_disconnect = False
+        if not isinstance(force_disconnect, bool):
+            raise bad_request("'force_disconnect' must be a boolean.")
+        secret_type = body.get("secret_type")
+        if secret_type is None:
+            secret_type = "PRIMARY"
+        if secret_type == "SECONDARY":
+            raise bad_request("'secret_type' SECONDARY is not supported by the emulator: it models only the "
+                              "primary secret.")
+        if secret_type != "PRIMARY":
+            raise bad_request("'secret_type' must be PRIMARY or SECONDARY.")
+        await self.require_device(device_id)
+        try:
+            new_secret = await self.call(self.emulator.reset_device_secret, device_id, secret, force_disconnect)
+        except (errors.DeviceNotFound, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        self.reply({"device_id": device_id, "secret": new_secret, "secret_type": secret_type})
 
 
 # ---- commands, properties, messages -------------------------------------------------------------
@@ -581,6 +625,7 @@ def routes(server: Any) -> List[tuple]:
     return [
         (PREFIX + r"/devices/?", DevicesHandler, kw),
         (DEVICE + r"/?", DeviceHandler, kw),
+        (DEVICE + r"/action/?", DeviceActionHandler, kw),
         (DEVICE + r"/commands/?", CommandsHandler, kw),
         (DEVICE + r"/properties/?", PropertiesHandler, kw),
         (DEVICE + r"/messages/?", MessagesHandler, kw),

@@ -312,7 +312,7 @@ def _refused_cache_scenario(emulator, bs, tmp_path):
     assert _provisioned(bs, device_id) == 1
 
     reissued = uuid.uuid4().hex  # the platform resets the device secret: the cached one no longer works
-    emulator.core.update_device(device_id, secret=reissued)
+    emulator.reset_device_secret(device_id, reissued)
 
     device, rc = connect_device(info)
     try:

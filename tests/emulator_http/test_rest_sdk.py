@@ -208,6 +208,7 @@ def test_signature_checked_when_keys_configured(emulator, device_record):
     ("post", "/devices", b"[1, 2]"),
     ("post", "/devices", b""),
     ("post", "/devices", json.dumps({"product_id": "p"}).encode()),            # node_id missing
+    ("post", "/devices", json.dumps({"product_id": "p", "node_id": "n", "device_id": "p_n\n"}).encode()),
     ("post", "/devices/{id}/commands", json.dumps({"paras": "text"}).encode()),
     ("put", "/devices/{id}/properties", json.dumps({"services": {}}).encode()),
     ("post", "/devices/{id}/messages", json.dumps({"name": "no message"}).encode()),

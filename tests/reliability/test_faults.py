@@ -145,7 +145,7 @@ def test_secret_changed_no_retry_storm_and_queue_survives(emulator, make_device,
     stream.send(5)
     stream.settle(10)
     before = len(gate.for_device(did))
-    emulator.core.update_device(did, secret="the-new-secret-123")
+    emulator.reset_device_secret(did, "the-new-secret-123")
     assert emulator.cut(did)
     stream.send(6)  # made while refused: kept in the (durable) buffer
     wait_until(lambda: any(a[2] == 4 for a in gate.for_device(did)[before:]), 10)
