@@ -1,4 +1,4 @@
-"""Emulator fixtures: ``emulator`` (session), ``fresh_emulator`` (per test) and ``device_record``."""
+"""Emulator fixtures: ``emulator`` (session), ``fresh_emulator`` (per test), ``device_record`` and ``gate``."""
 from __future__ import annotations
 
 import pytest
@@ -32,3 +32,13 @@ def device_record(emulator):
     rec = emulator.create_device()
     yield rec
     emulator.delete_device(rec["device_id"])
+
+
+@pytest.fixture
+def gate(emulator):
+    """Records every CONNECT attempt on the session emulator's access front (``AuthGate``); restored after."""
+    from tests.reliability._harness import AuthGate
+
+    g = AuthGate(emulator)
+    yield g
+    g.restore()

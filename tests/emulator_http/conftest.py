@@ -140,6 +140,12 @@ def make_app_client(url: str, ak: str = "test-ak", sk: str = "test-sk", project_
 
 
 @pytest.fixture
-def app_client(emulator):
+def base_url(emulator):
+    """The session emulator's plain-HTTP REST address."""
+    return f"http://{emulator.host}:{emulator.http_port}"
+
+
+@pytest.fixture
+def app_client(base_url):
     """An IoTDAClient (huaweicloudsdkiotda) talking to the session emulator over HTTP."""
-    return make_app_client(f"http://{emulator.host}:{emulator.http_port}")
+    return make_app_client(base_url)

@@ -14,30 +14,9 @@ from huaweicloudsdkiotda.v5 import ResetDeviceSecret, ResetDeviceSecretRequest
 
 from iotda_emulator import errors
 from tests.emulator_http.conftest import wait_until
-from tests.reliability._harness import AuthGate
 
 SECRET_RE = re.compile(r"[A-Za-z0-9_\-]{8,32}")
 FAST = {"min_backoff": 100, "max_backoff": 400}
-
-
-@pytest.fixture
-def base_url(emulator):
-    return f"http://{emulator.host}:{emulator.http_port}"
-
-
-@pytest.fixture
-def gate(emulator):
-    """Records every CONNECT attempt on the access front (client id, CONNACK code)."""
-    g = AuthGate(emulator)
-    yield g
-    g.restore()
-
-
-@pytest.fixture
-def record(emulator):
-    rec = emulator.create_device()
-    yield rec
-    emulator.delete_device(rec["device_id"])
 
 
 def _reset(base_url, device_id, body=None, action_id="resetSecret", **kwargs):
@@ -50,9 +29,9 @@ def _new_secret() -> str:
     return "New_" + uuid.uuid4().hex[:20]
 
 
-def test_reset_given_secret_force_disconnect(emulator, make_device, base_url, gate, record, caplog):
-    did = record["device_id"]
-    device = make_device(record=record, **FAST)
+def test_reset_given_secret_force_disconnect(emulator, make_device, base_url, gate, device_record, caplog):
+    did = device_record["device_id"]
+    device = make_device(record=device_record, **FAST)
     assert emulator.wait_online(did)
     before = len(gate.for_device(did))
     new = _new_secret()
@@ -69,31 +48,31 @@ def test_reset_given_secret_force_disconnect(emulator, make_device, base_url, ga
         time.sleep(1.5)                       # several backoff periods (100-400 ms): no further attempt
         assert [a[2] for a in gate.for_device(did)[before:]] == [4]
         assert not emulator.is_online(did)
-    assert new not in caplog.text and record["secret"] not in caplog.text   # secrets never logged
+    assert new not in caplog.text and device_record["secret"] not in caplog.text   # secrets never logged
     device.destroy()
 
-    again = make_device(record=dict(record, secret=new))
+    again = make_device(record=dict(device_record, secret=new))
     assert again.get_client().is_connected()
     assert emulator.wait_online(did)
     assert gate.for_device(did)[-1][2] == 0
 
 
-def test_reset_without_secret_generates_one(emulator, make_device, base_url, record):
-    did = record["device_id"]
+def test_reset_without_secret_generates_one(emulator, make_device, base_url, device_record):
+    did = device_record["device_id"]
     for body in (None, {}):                  # no body at all, or an empty object
         resp = _reset(base_url, did, body)
         assert resp.status_code == 200, resp.text
         answer = resp.json()
         assert answer["device_id"] == did and answer["secret_type"] == "PRIMARY"
-        assert SECRET_RE.fullmatch(answer["secret"]) and answer["secret"] != record["secret"]
+        assert SECRET_RE.fullmatch(answer["secret"]) and answer["secret"] != device_record["secret"]
         assert emulator.get_device(did)["secret"] == answer["secret"]
-    device = make_device(record=dict(record, secret=answer["secret"]))
+    device = make_device(record=dict(device_record, secret=answer["secret"]))
     assert device.get_client().is_connected() and emulator.wait_online(did)
 
 
-def test_reset_without_force_disconnect_keeps_connection(emulator, make_device, base_url, gate, record):
-    did = record["device_id"]
-    device = make_device(record=record, **FAST)
+def test_reset_without_force_disconnect_keeps_connection(emulator, make_device, base_url, gate, device_record):
+    did = device_record["device_id"]
+    device = make_device(record=device_record, **FAST)
     assert emulator.wait_online(did)
     new = _new_secret()
     resp = _reset(base_url, did, {"secret": new, "force_disconnect": False})
@@ -103,7 +82,7 @@ def test_reset_without_force_disconnect_keeps_connection(emulator, make_device, 
 
     # the next CONNECT is checked against the new secret: the old one is refused (and that refusal does not
     # touch the live connection)
-    old = make_device(record=record, connect=False, **FAST)
+    old = make_device(record=device_record, connect=False, **FAST)
     assert old.connect() == 4
     assert gate.for_device(did)[-1][2] == 4
     assert device.get_client().is_connected() and emulator.is_online(did)
@@ -123,18 +102,18 @@ def test_reset_without_force_disconnect_keeps_connection(emulator, make_device, 
     ({"secret_type": "SECONDARY"}, "not supported by the emulator"),
     ({"secret_type": "TERTIARY"}, "PRIMARY or SECONDARY"),
 ])
-def test_invalid_body_is_400(emulator, base_url, record, body, fragment):
-    resp = _reset(base_url, record["device_id"], body)
+def test_invalid_body_is_400(emulator, base_url, device_record, body, fragment):
+    resp = _reset(base_url, device_record["device_id"], body)
     assert resp.status_code == 400, resp.text
     err = resp.json()
     assert err["error_code"] == "IOTDA.000006" and fragment in err["error_msg"]
     if isinstance(body.get("secret"), str):
         assert body["secret"] not in err["error_msg"]          # the refused value is not echoed
-    assert emulator.get_device(record["device_id"])["secret"] == record["secret"]   # nothing changed
+    assert emulator.get_device(device_record["device_id"])["secret"] == device_record["secret"]   # nothing changed
 
 
-def test_bad_action_body_or_device(emulator, base_url, record):
-    did = record["device_id"]
+def test_bad_action_body_or_device(emulator, base_url, device_record):
+    did = device_record["device_id"]
     for action_id in ("freeze", "", None):
         resp = _reset(base_url, did, {}, action_id=action_id)
         assert resp.status_code == 400, resp.text
@@ -155,11 +134,11 @@ def test_bad_action_body_or_device(emulator, base_url, record):
         assert resp.status_code == 400 and "certificate" in resp.json()["error_msg"]
     finally:
         emulator.delete_device(cert_device["device_id"])
-    assert emulator.get_device(did)["secret"] == record["secret"]
+    assert emulator.get_device(did)["secret"] == device_record["secret"]
 
 
-def test_python_api(emulator, record):
-    did = record["device_id"]
+def test_python_api(emulator, device_record):
+    did = device_record["device_id"]
     generated = emulator.reset_device_secret(did)
     assert SECRET_RE.fullmatch(generated) and emulator.get_device(did)["secret"] == generated
     assert emulator.reset_device_secret(did, "given-secret_1") == "given-secret_1"
@@ -171,9 +150,9 @@ def test_python_api(emulator, record):
     assert emulator.get_device(did)["secret"] == "given-secret_1"
 
 
-def test_official_sdk_reset_device_secret(emulator, app_client, make_device, record):
-    did = record["device_id"]
-    device = make_device(record=record, **FAST)
+def test_official_sdk_reset_device_secret(emulator, app_client, make_device, device_record):
+    did = device_record["device_id"]
+    device = make_device(record=device_record, **FAST)
     assert emulator.wait_online(did)
     new = _new_secret()
     resp = app_client.reset_device_secret(ResetDeviceSecretRequest(
@@ -182,7 +161,7 @@ def test_official_sdk_reset_device_secret(emulator, app_client, make_device, rec
     assert (resp.device_id, resp.secret, resp.secret_type) == (did, new, "PRIMARY")
     wait_until(lambda: not device.get_client().is_connected(), 10, what="device disconnected")
     device.destroy()
-    assert make_device(record=dict(record, secret=new)).get_client().is_connected()
+    assert make_device(record=dict(device_record, secret=new)).get_client().is_connected()
 
     generated = app_client.reset_device_secret(ResetDeviceSecretRequest(
         device_id=did, action_id="resetSecret", body=ResetDeviceSecret()))

@@ -62,11 +62,6 @@ class Upgrader(OTAListener):
         self.ota.download_package(pkg, self.target_dir, self.ca_file, timeout=10).add_done_callback(finished)
 
 
-@pytest.fixture
-def base_url(emulator):
-    return f"http://{emulator.host}:{emulator.http_port}"
-
-
 def _upload(base_url, data, version, package_type="firmwarePackage", **params):
     resp = requests.post(f"{base_url}/emulator/ota/packages", data=data, timeout=10,
                          params=dict(version=version, package_type=package_type, **params))

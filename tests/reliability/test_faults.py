@@ -32,13 +32,6 @@ class Events(ConnectListener):
         return sum(1 for e in self.events if e[0] == kind)
 
 
-@pytest.fixture
-def gate(emulator):
-    g = AuthGate(emulator)
-    yield g
-    g.restore()
-
-
 def test_broker_killed_and_restarted_mid_stream(fresh_emulator, make_device):
     emu = fresh_emulator
     gate = AuthGate(emu)
