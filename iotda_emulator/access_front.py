@@ -2,14 +2,17 @@
 
 Devices connect here (plain TCP and TLS). The front reads the CONNECT, asks its authenticator, answers
 the CONNACK itself on refusal, and on acceptance opens a connection to Mosquitto, forwards the CONNECT
-(with the username set to the authenticated device id) and then every packet both ways unchanged,
-except that device PUBLISH packets are checked against IoTDA's limits when :class:`FrontLimits` are set
-(QoS 2 / RETAIN / > 1 MB close the link; an upstream rate limit drops and counts the excess).
+(with the username set to the authenticated device id), subscribes the device implicitly to its system
+downlinks, and then forwards packets both ways, except that device PUBLISH and SUBSCRIBE packets are
+checked against IoTDA's topic rules (:mod:`iotda_emulator.topic_acl`) and, when :class:`FrontLimits` are
+set, IoTDA's limits (QoS 2 / RETAIN / > 1 MB close the link; an upstream rate limit drops and counts the
+excess).
 It runs an asyncio loop in its own daemon thread; the public methods are thread-safe.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as _dt
 import hashlib
 import hmac
@@ -19,21 +22,15 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
-from iot_device_sdk_python.protocol import topics
 from iotda_emulator import mqtt_packets as mp
 from iotda_emulator.broker import SERVICE_ACCOUNT
+from iotda_emulator.protocol import topics
+from iotda_emulator.topic_acl import TopicAuthorizer, filters_overlap
 from iotda_emulator.certs import fingerprint_sha1, fingerprint_sha256, normalize_fingerprint
 
 logger = logging.getLogger(__name__)
-
-# A device never gets its own uplinks back (IoTDA does not echo them; on a plain broker its
-# wildcard subscriptions such as ".../commands/#" would match its own responses).
-_UPLINK_KINDS = frozenset({topics.MESSAGES_UP, topics.COMMAND_RESPONSE, topics.PROPERTIES_REPORT,
-                           topics.GATEWAY_PROPERTIES_REPORT, topics.PROPERTIES_SET_RESPONSE,
-                           topics.PROPERTIES_GET_RESPONSE, topics.SHADOW_GET, topics.EVENTS_UP,
-                           topics.BOOTSTRAP_UP})
 
 MAX_PUBLISH_PAYLOAD = 1024 * 1024   # iotda-protocol.md §1.5: larger publishes are rejected
 
@@ -149,6 +146,19 @@ class IotdaAuthenticator:
 
 # ---- links ---------------------------------------------------------------------------------------
 
+@dataclass
+class _SubRecord:
+    """A SUBSCRIBE sent to the broker whose SUBACK is still to come.
+
+    ``device_pid`` None: the front's own (implicit) subscription, whose SUBACK the device never sees.
+    Otherwise ``codes`` holds the device's answer with None where the broker's code goes (refused
+    filters already carry their failure code).
+    """
+
+    device_pid: Optional[int]
+    codes: List[Optional[int]]
+
+
 class _Link:
     """One accepted device connection and its Mosquitto connection."""
 
@@ -161,47 +171,85 @@ class _Link:
         self.gate.set()
         self.delay = 0.0
         self.closed = asyncio.Event()
-        self.pending_subs: Dict[int, List[str]] = {}
-        self.filters: Set[str] = set()
         self.ready = False
-        self.ready_timer: Optional[asyncio.TimerHandle] = None
         self.connected_at = time.time()
         self.tokens = 0.0            # rate limit bucket (PUBLISH allowed now)
         self.tokens_at = 0.0         # monotonic time of the last refill
         self.throttle_logged = False
+        # subscriptions: SUBACK/UNSUBACK come back in the order the SUBSCRIBE/UNSUBSCRIBE went out
+        self.sub_fifo: Deque[_SubRecord] = collections.deque()
+        self.unsub_fifo: Deque[None] = collections.deque()
+        self.explicit: Dict[str, int] = {}             # the device's own filters -> QoS asked (max 1)
+        self.implicit: Dict[str, Optional[int]] = {}   # implicit filter -> QoS the broker holds for it
+        self.next_pid = 0
+        # bytes queued toward each side (bounded: see AccessFront.max_queued_bytes)
+        self.down_bytes = 0
+        self.up_bytes = 0
+        self.up_room = asyncio.Event()
+        self.up_room.set()
 
     def abort(self) -> None:
         """Close both sides at once (RST where possible)."""
         self.closed.set()
         self.gate.set()
+        self.up_room.set()
         for w in (self.client_writer, self.broker_writer):
             if w is not None:
                 try:
                     w.transport.abort()
                 except Exception:  # noqa: BLE001 - already closed
                     pass
-        if self.ready_timer is not None:
-            self.ready_timer.cancel()
+
+    def front_pid(self) -> int:
+        """A packet id for the front's own SUBSCRIBE (the broker answers in order, so reuse is harmless)."""
+        self.next_pid = self.next_pid % 0xFFFF + 1
+        return self.next_pid
 
 
 class AccessFront:
     """The devices' entry point: plain and TLS listeners in front of Mosquitto.
 
-    ``broker_address()`` returns Mosquitto's (host, port); ``authenticator(connect_info, peer_cert_der)``
-    returns an :class:`AuthDecision`. Callbacks (run on the front's loop thread, must not block):
-    ``on_online(device_id)`` after the broker accepted the link, ``on_ready(device_id)`` once the device
-    has subscribed (or after ``ready_timeout``), ``on_offline(device_id)`` when its current link ends.
+    ``broker_address()`` returns Mosquitto's :class:`~iotda_emulator.broker.BrokerAddress` (or a
+    (host, port) tuple); ``authenticator(connect_info, peer_cert_der)`` returns an :class:`AuthDecision`.
+
+    Implicit subscription: right after the broker accepts a device, the front subscribes it, at QoS 0,
+    to ``implicit_topics(device_id)`` (IoTDA's system downlinks), as IoTDA does for every device; the
+    device never sees that SUBACK. A device that subscribes itself still gets its QoS: the implicit
+    filters it overlaps are raised to that QoS, so the broker delivers each message once at the QoS the
+    device asked for (Mosquitto sends one copy per client, at the QoS of the first filter it finds).
+
+    Topic rules: ``topic_authorizer`` (a :class:`~iotda_emulator.topic_acl.TopicAuthorizer`) decides each
+    device PUBLISH and SUBSCRIBE filter. A refused PUBLISH closes the link (MQTT 3.1.x has no negative
+    PUBACK; an MQTT 5 QoS 1 publish gets PUBACK 0x87 instead); a refused filter gets SUBACK 0x80 (0x87).
+    Either is logged once per device and reason and reported through ``on_violation``.
+
+    Admission: with ``platform_ready`` given, a device is let in only while it returns True (for up to
+    ``hold_timeout`` the CONNECT waits; then CONNACK 3): the broker must never acknowledge a QoS 1 uplink
+    before the platform is subscribed to receive it.
+
+    Memory: a CONNECT is read with a ``MAX_CONNECT`` cap, at most ``max_pending_connects`` connections
+    may be unauthenticated at once, and at most ``max_queued_bytes`` wait toward a device that does not
+    read (the link is then closed as a slow consumer); toward the broker the device is read no faster
+    than the broker takes it.
+
+    Callbacks (run on the front's loop thread, must not block): ``on_online(device_id)`` after the broker
+    accepted the link, ``on_ready(device_id)`` once the implicit subscription is in place,
+    ``on_offline(device_id)`` when its current link ends.
     """
 
-    def __init__(self, broker_address: Callable[[], Tuple[str, int]], authenticator: Authenticator, *,
+    def __init__(self, broker_address: Callable[[], Any], authenticator: Authenticator, *,
                  host: str = "127.0.0.1", port: Optional[int] = 0, tls_port: Optional[int] = None,
                  ssl_context: Optional[ssl.SSLContext] = None,
                  on_online: Optional[Callable[[str], None]] = None,
                  on_ready: Optional[Callable[[str], None]] = None,
                  on_offline: Optional[Callable[[str], None]] = None,
-                 ready_topics: Optional[Callable[[str], List[str]]] = None,
-                 ready_timeout: float = 1.5, connect_timeout: float = 10.0, name: str = "access-front",
-                 limits: Optional[FrontLimits] = None, on_violation: Optional[ViolationCallback] = None) -> None:
+                 implicit_topics: Optional[Callable[[str], List[str]]] = None,
+                 connect_timeout: float = 10.0, name: str = "access-front",
+                 limits: Optional[FrontLimits] = None, on_violation: Optional[ViolationCallback] = None,
+                 topic_authorizer: Optional[TopicAuthorizer] = None,
+                 platform_ready: Optional[Callable[[], bool]] = None, hold_timeout: float = 3.0,
+                 service_account: str = SERVICE_ACCOUNT, max_pending_connects: int = 256,
+                 max_queued_bytes: int = 8 * 1024 * 1024) -> None:
         self.broker_address = broker_address
         self.authenticator = authenticator
         self.host = host
@@ -211,8 +259,7 @@ class AccessFront:
         self.on_online = on_online
         self.on_ready = on_ready
         self.on_offline = on_offline
-        self.ready_topics = ready_topics or _default_ready_topics
-        self.ready_timeout = ready_timeout
+        self.implicit_topics = implicit_topics or topics.implicit_subscriptions
         self.connect_timeout = connect_timeout
         self.name = name
         self.port: Optional[int] = None
@@ -226,6 +273,14 @@ class AccessFront:
         #: uplink limits (None = forward everything); may be replaced before links are made
         self.limits = limits
         self.on_violation = on_violation
+        self.topic_authorizer = topic_authorizer
+        self.platform_ready = platform_ready
+        self.hold_timeout = hold_timeout
+        self.service_account = service_account
+        self.max_pending_connects = max_pending_connects
+        self.max_queued_bytes = max_queued_bytes
+        self._pending_connects = 0
+        self._overload_logged = False
         self._throttled: Dict[str, int] = {}
         self._violation_logged: Set[Tuple[str, str]] = set()
 
@@ -351,6 +406,15 @@ class AccessFront:
 
     # ---- connections ------------------------------------------------------------------------------
     def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+        if self._pending_connects >= self.max_pending_connects:
+            # a flood of sockets that never authenticate: refuse new ones instead of holding them all
+            if not self._overload_logged:
+                self._overload_logged = True
+                logger.warning("%s: %d connections are waiting to authenticate; new ones are closed",
+                               self.name, self._pending_connects)
+            writer.transport.abort()
+            return
+        self._pending_connects += 1
         task = asyncio.ensure_future(self._handle(reader, writer, tls))
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
@@ -363,27 +427,29 @@ class AccessFront:
             pass
         _close(writer)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+    async def _admit(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
+                     tls: bool) -> Optional[Tuple[mp.Packet, mp.ConnectInfo, str]]:
+        """Read and check the CONNECT: (packet, info, device id) when accepted; None once answered/closed."""
         peer = writer.get_extra_info("peername")
         try:
-            pkt = await asyncio.wait_for(mp.read_packet(reader), self.connect_timeout)
+            pkt = await asyncio.wait_for(mp.read_packet(reader, mp.MAX_CONNECT), self.connect_timeout)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
             logger.info("%s: dropped %s before CONNECT: %s", self.name, peer, type(exc).__name__)
             _close(writer)
-            return
+            return None
         if pkt is None or pkt.type != mp.CONNECT:
             logger.info("%s: %s did not start with CONNECT; closed", self.name, peer)
             _close(writer)
-            return
+            return None
         try:
             info = mp.parse_connect(pkt.body)
         except mp.PacketError as exc:
             logger.info("%s: malformed CONNECT from %s: %s", self.name, peer, exc)
             _close(writer)
-            return
+            return None
         if info.protocol_level not in (3, 4, 5) or info.protocol_name not in ("MQTT", "MQIsdp"):
             await self._refuse(writer, mp.BAD_PROTOCOL, 4)
-            return
+            return None
         cert_der = None
         if tls:
             sslobj = writer.get_extra_info("ssl_object")
@@ -394,17 +460,54 @@ class AccessFront:
         except Exception:  # noqa: BLE001 - an authenticator bug must not kill the front
             logger.exception("%s: authenticator failed for client id %r", self.name, info.client_id)
             decision = AuthDecision(mp.SERVER_UNAVAILABLE, reason="authenticator error")
-        if decision.return_code == mp.ACCEPTED and (not decision.device_id or decision.device_id == SERVICE_ACCOUNT):
+        if decision.return_code == mp.ACCEPTED and (
+                not decision.device_id or decision.device_id in (SERVICE_ACCOUNT, self.service_account)):
             decision = AuthDecision(mp.BAD_CREDENTIALS, reason="no usable identity")
+        if decision.return_code == mp.ACCEPTED and info.will_flag and self.topic_authorizer is not None:
+            # the broker would publish the will for the device later: the same topic rules apply to it
+            why = self.topic_authorizer.check_publish(decision.device_id, info.will_topic or "")
+            if why is not None:
+                decision = AuthDecision(mp.NOT_AUTHORIZED, reason=f"will topic refused: {why}")
+        if decision.return_code == mp.ACCEPTED and not await self._platform_up():
+            decision = AuthDecision(mp.SERVER_UNAVAILABLE, reason="the platform is not ready")
         if decision.return_code != mp.ACCEPTED:
             logger.info("%s: refused client id %r from %s: CONNACK %d (%s)", self.name, info.client_id, peer,
                         decision.return_code, decision.reason)
             await self._refuse(writer, decision.return_code, info.protocol_level)
-            return
-        device_id = decision.device_id
+            return None
+        return pkt, info, decision.device_id
+
+    async def _platform_up(self) -> bool:
+        """Wait (up to ``hold_timeout``) until the platform can receive what the broker acknowledges."""
+        if self.platform_ready is None:
+            return True
+        deadline = time.monotonic() + self.hold_timeout
+        while not self.platform_ready():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _open_broker(self) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        address = self.broker_address()
+        path = getattr(address, "path", None)
+        if path:
+            return await asyncio.wait_for(asyncio.open_unix_connection(path), 5)
+        host, port = (address.host, address.port) if hasattr(address, "host") else address
+        return await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
         try:
-            host, port = self.broker_address()
-            b_reader, b_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            admitted = await self._admit(writer, reader, tls)
+        finally:
+            self._pending_connects -= 1
+            if self._pending_connects < self.max_pending_connects // 2:
+                self._overload_logged = False
+        if admitted is None:
+            return
+        pkt, info, device_id = admitted
+        try:
+            b_reader, b_writer = await self._open_broker()
         except (OSError, asyncio.TimeoutError) as exc:
             logger.warning("%s: broker unreachable for %s: %s", self.name, device_id, exc)
             await self._refuse(writer, mp.SERVER_UNAVAILABLE, info.protocol_level)
@@ -427,7 +530,7 @@ class AccessFront:
             link.abort()
             if self._links.get(device_id) is link:
                 del self._links[device_id]
-                if link.ready or link.connected_at:
+                if link.connected_at:
                     self._notify(self.on_offline, device_id)
 
     async def _serve(self, link: _Link, info: mp.ConnectInfo, pkt: mp.Packet, reader, writer, b_reader,
@@ -447,12 +550,19 @@ class AccessFront:
             return
         logger.info("%s: %s online", self.name, link.device_id)
         self._notify(self.on_online, link.device_id)
-        link.ready_timer = asyncio.get_running_loop().call_later(self.ready_timeout, self._mark_ready, link)
         up_q: asyncio.Queue = asyncio.Queue()
         down_q: asyncio.Queue = asyncio.Queue()
+        # the implicit subscription goes out before any packet of the device, so it is in place before
+        # anything the device does (and before the platform, told on its SUBACK, sends anything)
+        implicit = list(dict.fromkeys(self.implicit_topics(link.device_id)))
+        link.implicit = {f: 0 for f in implicit}
+        if implicit:
+            self._send_implicit(link, up_q, implicit)
+        else:
+            self._mark_ready(link)
         tasks = [asyncio.ensure_future(c) for c in (
-            self._read_side(link, reader, up_q, True, down_q), self._write_side(link, b_writer, up_q),
-            self._read_side(link, b_reader, down_q, False, up_q), self._write_side(link, writer, down_q),
+            self._read_device(link, reader, up_q, down_q), self._write_side(link, b_writer, up_q, True),
+            self._read_broker(link, b_reader, down_q, up_q), self._write_side(link, writer, down_q, False),
             link.closed.wait())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -461,11 +571,55 @@ class AccessFront:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _read_side(self, link: _Link, reader: asyncio.StreamReader, q: asyncio.Queue, upstream: bool,
-                         ack_q: Optional[asyncio.Queue] = None) -> None:
-        limits = self.limits if upstream and self.limits is not None and self.limits.active else None
+    # ---- queues -------------------------------------------------------------------------------------
+    def _to_broker(self, link: _Link, q: asyncio.Queue, raw: Optional[bytes]) -> None:
+        if raw is not None:
+            link.up_bytes += len(raw)
+            if link.up_bytes > self.max_queued_bytes:
+                link.up_room.clear()
+        q.put_nowait((time.monotonic() + link.delay, raw))
+
+    def _to_device(self, link: _Link, q: asyncio.Queue, raw: Optional[bytes]) -> bool:
+        """Queue ``raw`` for the device; False (and the link closed) when the device stopped reading."""
+        if raw is not None:
+            link.down_bytes += len(raw)
+            if link.down_bytes > self.max_queued_bytes and link.gate.is_set():
+                # not while paused: a half-open link holds its traffic on purpose (fault injection)
+                self._report(link, "slow_consumer", "", queued_bytes=link.down_bytes)
+                link.closed.set()
+                return False
+        q.put_nowait((time.monotonic() + link.delay, raw))
+        return True
+
+    async def _write_side(self, link: _Link, writer: asyncio.StreamWriter, q: asyncio.Queue,
+                          upstream: bool) -> None:
+        while True:
+            due, raw = await q.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            while not link.gate.is_set():  # paused: hold everything, including the close
+                await link.gate.wait()
+            if link.closed.is_set():
+                return
+            if raw is None:
+                return
+            writer.write(raw)
+            await writer.drain()
+            if upstream:
+                link.up_bytes -= len(raw)
+                if link.up_bytes <= self.max_queued_bytes:
+                    link.up_room.set()
+            else:
+                link.down_bytes -= len(raw)
+
+    # ---- device -> broker -----------------------------------------------------------------------------
+    async def _read_device(self, link: _Link, reader: asyncio.StreamReader, up_q: asyncio.Queue,
+                           down_q: asyncio.Queue) -> None:
+        limits = self.limits if self.limits is not None and self.limits.active else None
         try:
             while True:
+                await link.up_room.wait()   # back-pressure: read the device no faster than the broker takes it
                 try:
                     pkt = await mp.read_packet(reader)
                 except mp.PacketTooLarge as exc:
@@ -474,36 +628,177 @@ class AccessFront:
                     raise
                 if pkt is None:
                     break
-                if limits is not None and pkt.first_byte >> 4 == mp.PUBLISH:
-                    if limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
+                ptype = pkt.type
+                if ptype == mp.PUBLISH:
+                    if limits is not None and limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
                         if await self._check_strict(link, pkt, limits):
                             break
-                    if limits.rate_limit and not self._take_token(link, limits.rate_limit):
-                        self._throttle(link, pkt, ack_q)
+                    if self.topic_authorizer is not None and not await self._check_topic(link, pkt, down_q):
+                        if link.closed.is_set():
+                            break
                         continue
-                if upstream and pkt.type == mp.SUBSCRIBE:
-                    try:
-                        pid, filters = mp.parse_subscribe(pkt.body, link.level)
-                        link.pending_subs[pid] = filters
-                    except mp.PacketError:
-                        pass  # Mosquitto will close the connection for it
-                elif not upstream and pkt.type == mp.SUBACK:
-                    self._on_suback(link, pkt)
-                elif not upstream and pkt.type == mp.PUBLISH and ack_q is not None:
+                    if limits is not None and limits.rate_limit and not self._take_token(link, limits.rate_limit):
+                        self._throttle(link, pkt, down_q)
+                        continue
+                elif ptype == mp.SUBSCRIBE:
+                    self._device_subscribe(link, pkt, up_q, down_q)
+                    continue
+                elif ptype == mp.UNSUBSCRIBE:
+                    self._device_unsubscribe(link, pkt, up_q)
+                    continue
+                self._to_broker(link, up_q, pkt.raw)
+        except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
+            logger.debug("%s: device side of %s ended: %s", self.name, link.device_id, type(exc).__name__)
+        self._to_broker(link, up_q, None)
+        await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
+
+    async def _check_topic(self, link: _Link, pkt: mp.Packet, down_q: asyncio.Queue) -> bool:
+        """True when the device may publish ``pkt``; otherwise refuse it as IoTDA would and return False."""
+        try:
+            topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
+        except mp.PacketError:
+            return True  # malformed: Mosquitto closes the connection for it
+        if link.level == 5 and not topic:
+            return True  # MQTT 5 topic alias: the broker resolves it (and applies its ACL)
+        try:
+            reason = self.topic_authorizer.check_publish(link.device_id, topic)
+        except Exception:  # noqa: BLE001 - a broken check must not open the gate or kill the link task
+            logger.exception("%s: topic check failed for %s", self.name, link.device_id)
+            reason = "topic check failed"
+        if reason is None:
+            return True
+        if link.level == 5 and qos == 1 and pid is not None:
+            # MQTT 5 can refuse one publish and keep the connection
+            self._report(link, "topic_not_allowed", topic, why=reason, qos=qos)
+            self._to_device(link, down_q, mp.encode_puback(pid, mp.RC_NOT_AUTHORIZED))
+            return False
+        await self._violate(link, "topic_not_allowed", topic, pkt.first_byte, why=reason)
+        return False
+
+    def _device_subscribe(self, link: _Link, pkt: mp.Packet, up_q: asyncio.Queue, down_q: asyncio.Queue) -> None:
+        """Forward the device's SUBSCRIBE without the filters it may not have, then re-level the implicit ones."""
+        try:
+            sub = mp.parse_subscribe_full(pkt.body, link.level)
+        except mp.PacketError:
+            self._to_broker(link, up_q, pkt.raw)  # Mosquitto closes the connection for it
+            return
+        refused = mp.RC_NOT_AUTHORIZED if link.level == 5 else mp.SUBACK_FAILURE
+        codes: List[Optional[int]] = []
+        allowed: List[Tuple[str, int]] = []
+        for flt, opts in sub.entries:
+            reason = None
+            if self.topic_authorizer is not None:
+                try:
+                    reason = self.topic_authorizer.check_subscribe(link.device_id, flt)
+                except Exception:  # noqa: BLE001
+                    logger.exception("%s: subscribe check failed for %s", self.name, link.device_id)
+                    reason = "topic check failed"
+            if reason is not None:
+                self._report(link, "subscribe_not_allowed", flt, why=reason)
+                codes.append(refused)
+                continue
+            codes.append(None)
+            allowed.append((flt, opts))
+            link.explicit[flt] = min(opts & 0x03, 1)
+            if flt in link.implicit:
+                link.implicit[flt] = min(opts & 0x03, 1)  # the broker now holds the device's own choice
+        if not allowed:
+            self._to_device(link, down_q, mp.encode_suback(sub.packet_id, [c or 0 for c in codes], link.level))
+            return
+        raw = pkt.raw if len(allowed) == len(sub.entries) else mp.encode_subscribe(
+            sub.packet_id, allowed, link.level, sub.properties)
+        link.sub_fifo.append(_SubRecord(sub.packet_id, codes))
+        self._to_broker(link, up_q, raw)
+        self._relevel_implicit(link, up_q)
+
+    def _device_unsubscribe(self, link: _Link, pkt: mp.Packet, up_q: asyncio.Queue) -> None:
+        try:
+            _, filters = mp.parse_unsubscribe(pkt.body, link.level)
+        except mp.PacketError:
+            filters = []
+        for flt in filters:
+            link.explicit.pop(flt, None)
+            if flt in link.implicit:
+                link.implicit[flt] = None   # the broker dropped it with the device's own subscription
+        link.unsub_fifo.append(None)
+        self._to_broker(link, up_q, pkt.raw)
+        self._relevel_implicit(link, up_q)
+
+    def _relevel_implicit(self, link: _Link, up_q: asyncio.Queue) -> None:
+        """Make the broker hold each implicit filter at the highest QoS of the device's overlapping filters."""
+        change = []
+        for flt, held in link.implicit.items():
+            want = max([q for f, q in link.explicit.items() if filters_overlap(f, flt)], default=0)
+            if held != want:
+                change.append((flt, want))
+                link.implicit[flt] = want
+        if change:
+            self._send_implicit(link, up_q, [f for f, _ in change], [q for _, q in change])
+
+    def _send_implicit(self, link: _Link, up_q: asyncio.Queue, filters: List[str],
+                       qos: Optional[List[int]] = None) -> None:
+        entries = list(zip(filters, qos or [0] * len(filters)))
+        link.sub_fifo.append(_SubRecord(None, []))
+        self._to_broker(link, up_q, mp.encode_subscribe(link.front_pid(), entries, link.level))
+
+    # ---- broker -> device -----------------------------------------------------------------------------
+    async def _read_broker(self, link: _Link, reader: asyncio.StreamReader, down_q: asyncio.Queue,
+                           up_q: asyncio.Queue) -> None:
+        try:
+            while True:
+                pkt = await mp.read_packet(reader)
+                if pkt is None:
+                    break
+                ptype = pkt.type
+                if ptype == mp.PUBLISH:
                     try:
                         topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
                     except mp.PacketError:
                         topic, qos, pid = "", 0, None
-                    if qos < 2 and topics.classify(topic).kind in _UPLINK_KINDS:
+                    if qos < 2 and topics.classify(topic).kind in topics.UPLINK_KINDS:
+                        # the device's own uplink matched one of its wildcards: IoTDA never echoes it
                         if pid is not None:  # acknowledge for the device so the broker's inflight slot frees
-                            ack_q.put_nowait((time.monotonic() + link.delay, mp.encode_puback(pid)))
+                            self._to_broker(link, up_q, mp.encode_puback(pid))
                         continue
-                q.put_nowait((time.monotonic() + link.delay, pkt.raw))
+                elif ptype == mp.SUBACK:
+                    pkt_raw = self._on_suback(link, pkt)
+                    if pkt_raw is None:
+                        continue
+                    if not self._to_device(link, down_q, pkt_raw):
+                        break
+                    continue
+                elif ptype == mp.UNSUBACK and link.unsub_fifo:
+                    link.unsub_fifo.popleft()
+                if not self._to_device(link, down_q, pkt.raw):
+                    break
         except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
-            logger.debug("%s: %s side of %s ended: %s", self.name, "device" if upstream else "broker",
-                         link.device_id, type(exc).__name__)
-        q.put_nowait((time.monotonic() + link.delay, None))
+            logger.debug("%s: broker side of %s ended: %s", self.name, link.device_id, type(exc).__name__)
+        down_q.put_nowait((time.monotonic() + link.delay, None))
         await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
+
+    def _on_suback(self, link: _Link, pkt: mp.Packet) -> Optional[bytes]:
+        """The SUBACK to pass to the device (None: it answered the front's own SUBSCRIBE)."""
+        if not link.sub_fifo:
+            return pkt.raw
+        record = link.sub_fifo.popleft()
+        if record.device_pid is None:
+            self._mark_ready(link)
+            return None
+        if all(c is None for c in record.codes):
+            return pkt.raw
+        try:
+            _, granted = mp.parse_suback(pkt.body, link.level)
+        except mp.PacketError:
+            return pkt.raw
+        it = iter(granted)
+        codes = [next(it, mp.SUBACK_FAILURE) if c is None else c for c in record.codes]
+        return mp.encode_suback(record.device_pid, codes, link.level)
+
+    def _mark_ready(self, link: _Link) -> None:
+        if link.ready or link.closed.is_set() or self._links.get(link.device_id) is not link:
+            return
+        link.ready = True
+        self._notify(self.on_ready, link.device_id)
 
     # ---- uplink limits ------------------------------------------------------------------------------
     async def _check_strict(self, link: _Link, pkt: mp.Packet, limits: FrontLimits) -> bool:
@@ -528,23 +823,28 @@ class AccessFront:
             return True
         return False
 
-    async def _violate(self, link: _Link, reason: str, topic: str, first_byte: int, **details) -> None:
-        """Trace and log (once per device and reason) a limit violation, then close the device's link."""
+    def _report(self, link: _Link, reason: str, topic: str, **details: Any) -> None:
+        """Log (once per device and reason) and report through ``on_violation`` a refused packet."""
         key = (link.device_id, reason)
         level = logging.DEBUG if key in self._violation_logged else logging.WARNING
         self._violation_logged.add(key)
-        logger.log(level, "%s: %s broke an IoTDA limit (%s) on %r; connection closed", self.name,
-                   link.device_id, reason, topic)
-        details.setdefault("qos", (first_byte >> 1) & 0x03)
-        details.setdefault("retain", bool(first_byte & 0x01))
+        why = details.get("why")
+        logger.log(level, "%s: %s: %s on %r%s", self.name, link.device_id, reason.replace("_", " "), topic,
+                   f" ({why})" if why else "")
         if self.on_violation is not None:
             try:
                 self.on_violation(link.device_id, reason, topic, details)
             except Exception:  # noqa: BLE001
                 logger.exception("%s: violation callback failed", self.name)
+
+    async def _violate(self, link: _Link, reason: str, topic: str, first_byte: int, **details) -> None:
+        """Report a violation, then close the device's link (MQTT 5: with a DISCONNECT saying why)."""
+        details.setdefault("qos", (first_byte >> 1) & 0x03)
+        details.setdefault("retain", bool(first_byte & 0x01))
+        self._report(link, reason, topic, connection_closed=True, **details)
         if link.level == 5:  # MQTT 5 can say why
             code = {"qos_not_supported": mp.RC_QOS_NOT_SUPPORTED, "retain_not_supported": mp.RC_RETAIN_NOT_SUPPORTED,
-                    "payload_too_large": mp.RC_PACKET_TOO_LARGE}[reason]
+                    "payload_too_large": mp.RC_PACKET_TOO_LARGE}.get(reason, mp.RC_NOT_AUTHORIZED)
             try:
                 link.client_writer.write(mp.encode_disconnect(code))
                 await asyncio.wait_for(link.client_writer.drain(), 1)
@@ -565,63 +865,20 @@ class AccessFront:
             return True
         return False
 
-    def _throttle(self, link: _Link, pkt: mp.Packet, ack_q: Optional[asyncio.Queue]) -> None:
+    def _throttle(self, link: _Link, pkt: mp.Packet, down_q: asyncio.Queue) -> None:
         """Drop a PUBLISH over the rate limit; a QoS 1 one is still acknowledged (no retransmission)."""
         self._throttled[link.device_id] = self._throttled.get(link.device_id, 0) + 1
         if not link.throttle_logged:
             link.throttle_logged = True
             logger.info("%s: %s exceeds the upstream rate limit; excess publishes dropped", self.name,
                         link.device_id)
-        if ack_q is not None and (pkt.first_byte >> 1) & 0x03 == 1:
+        if (pkt.first_byte >> 1) & 0x03 == 1:
             try:
                 _, _, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
             except mp.PacketError:
                 return
             if pid is not None:
-                ack_q.put_nowait((time.monotonic() + link.delay, mp.encode_puback(pid)))
-
-    async def _write_side(self, link: _Link, writer: asyncio.StreamWriter, q: asyncio.Queue) -> None:
-        while True:
-            due, raw = await q.get()
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            while not link.gate.is_set():  # paused: hold everything, including the close
-                await link.gate.wait()
-            if link.closed.is_set():
-                return
-            if raw is None:
-                return
-            writer.write(raw)
-            await writer.drain()
-
-    def _on_suback(self, link: _Link, pkt: mp.Packet) -> None:
-        try:
-            pid, codes = mp.parse_suback(pkt.body, link.level)
-        except mp.PacketError:
-            return
-        filters = link.pending_subs.pop(pid, [])
-        for flt, code in zip(filters, codes):
-            if code < 0x80:
-                link.filters.add(flt)
-        if link.ready:
-            return
-        wanted = self.ready_topics(link.device_id)
-        if all(any(topics.topic_matches(f, t) for f in link.filters) for t in wanted):
-            self._mark_ready(link)
-        elif not link.pending_subs:
-            # a device that subscribes only part of the system topics: ready once it is quiet
-            if link.ready_timer is not None:
-                link.ready_timer.cancel()
-            link.ready_timer = asyncio.get_running_loop().call_later(0.3, self._mark_ready, link)
-
-    def _mark_ready(self, link: _Link) -> None:
-        if link.ready or link.closed.is_set() or self._links.get(link.device_id) is not link:
-            return
-        link.ready = True
-        if link.ready_timer is not None:
-            link.ready_timer.cancel()
-        self._notify(self.on_ready, link.device_id)
+                self._to_device(link, down_q, mp.encode_puback(pid))
 
     def _notify(self, cb: Optional[Callable[[str], None]], device_id: str) -> None:
         if cb is None:
@@ -630,12 +887,6 @@ class AccessFront:
             cb(device_id)
         except Exception:  # noqa: BLE001
             logger.exception("%s: callback %r failed for %s", self.name, cb, device_id)
-
-
-def _default_ready_topics(device_id: str) -> List[str]:
-    return [topics.messages_down(device_id), topics.command(device_id, "r"),
-            topics.properties_set(device_id, "r"), topics.properties_get(device_id, "r"),
-            topics.shadow_get_response(device_id, "r"), topics.events_down(device_id)]
 
 
 def _close(writer: asyncio.StreamWriter) -> None:

@@ -1,14 +1,20 @@
-"""Mosquitto as a subprocess on a loopback port, with the emulator's generated config and ACL.
+"""Mosquitto as a subprocess, reachable only by the emulator, with its generated config and ACL.
 
-Devices never reach this port directly: the access front authenticates them and forwards their
-bytes. The ACL confines each username (= device id) to ``$oc/devices/{id}/#``; the platform core
-uses the service account :data:`SERVICE_ACCOUNT`, which may use every topic.
+Devices never reach the broker directly: the access front authenticates them and forwards their
+bytes. The ACL confines each username (= device id) to ``$oc/devices/{id}/#``; the platform core uses
+a service account that may use every topic.
+
+Because the broker trusts the username it is given, no other local process may reach it: it listens on
+a unix socket in a private (0700) directory, and the service account's name is drawn at random for each
+broker (``MosquittoBroker.service_account``), so knowing the design is not enough to act as the platform.
+Where unix sockets are not available it falls back to a loopback TCP port.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,12 +22,30 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 logger = logging.getLogger(__name__)
 
+#: A name no device may take (kept reserved even though each broker's real service account is random).
 SERVICE_ACCOUNT = "platform"
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
+# sun_path holds 108 bytes on Linux (104 on macOS): longer socket paths go to a private temp dir
+_MAX_UNIX_PATH = 100
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker listens: a unix socket ``path``, or ``host``/``port`` when there is none."""
+
+    host: str
+    port: int
+    path: Optional[str] = None
+
+    @property
+    def transport(self) -> str:
+        """``"unix"`` or ``"tcp"`` (paho's transport names)."""
+        return "unix" if self.path else "tcp"
 
 
 
@@ -67,10 +91,15 @@ def find_mosquitto() -> str:
 
 
 class MosquittoBroker:
-    """One Mosquitto process; ``start`` picks a free port once and ``restart`` reuses it."""
+    """One Mosquitto process; ``start`` picks its socket (or free port) once and ``restart`` reuses it.
+
+    ``use_unix_socket`` (default: where the OS has them) puts the only listener on a unix socket in a
+    0700 directory; otherwise it listens on ``host``:``port``. ``epoch`` counts the processes started, so
+    a client can tell whether what it subscribed on is still the running broker.
+    """
 
     def __init__(self, data_dir: str, host: str = "127.0.0.1", port: int = 0,
-                 binary: Optional[str] = None) -> None:
+                 binary: Optional[str] = None, use_unix_socket: Optional[bool] = None) -> None:
         self.data_dir = data_dir
         self.host = host
         self.port = port
@@ -81,16 +110,38 @@ class MosquittoBroker:
         self._proc: Optional[subprocess.Popen] = None
         #: extra ACL patterns every device may publish and subscribe to (``%u`` = its id): topic policies
         self.topic_policies: List[str] = []
+        #: the platform core's username: random per broker, never a device id
+        self.service_account = f"{SERVICE_ACCOUNT}-{secrets.token_hex(16)}"
+        if use_unix_socket is None:
+            use_unix_socket = hasattr(socket, "AF_UNIX") and sys.platform != "win32"
+        self.socket_path: Optional[str] = self._pick_socket_path() if use_unix_socket else None
+        self.epoch = 0
+
+    def _pick_socket_path(self) -> str:
+        path = os.path.join(os.path.abspath(self.data_dir), "mosquitto.sock")
+        if len(path.encode()) <= _MAX_UNIX_PATH:
+            return path
+        import tempfile  # a deep data dir: the socket lives in a private dir of its own
+        return os.path.join(tempfile.mkdtemp(prefix="iotda-mq-"), "mosquitto.sock")
+
+    @property
+    def address(self) -> BrokerAddress:
+        """Where clients of the broker (the platform core, the access front) connect."""
+        return BrokerAddress(self.host, self.port, self.socket_path)
 
     # ---- config ---------------------------------------------------------------------------------
     def _write_config(self) -> None:
-        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # the socket, config and ACL are nobody else's business
+        if self.socket_path:
+            os.makedirs(os.path.dirname(self.socket_path), mode=0o700, exist_ok=True)
         with open(self.acl_file, "w") as fh:
-            fh.write(f"user {SERVICE_ACCOUNT}\n"
+            fh.write(f"user {self.service_account}\n"
                      "topic readwrite $oc/#\n"
                      "topic readwrite #\n"
                      "\n"
                      "pattern readwrite $oc/devices/%u/#\n"
+                     "pattern read $oc/broadcast/#\n"
                      + "".join(f"pattern readwrite {p}\n" for p in self.topic_policies))
         lines = [
             "per_listener_settings false",
@@ -104,7 +155,9 @@ class MosquittoBroker:
             "log_type notice",
             "log_type information",   # includes "Reloading config.", which reload_acl() waits for
             "max_queued_messages 10000",
-            f"listener {self.port} {self.host}",
+            # devices that never read their socket must not grow the broker without bound
+            "max_queued_bytes 33554432",
+            f"listener 0 {self.socket_path}" if self.socket_path else f"listener {self.port} {self.host}",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # as root Mosquitto drops to user "mosquitto" before reading the ACL in our private dir
@@ -123,14 +176,15 @@ class MosquittoBroker:
         """Start Mosquitto and return once it accepts TCP connections (raises BrokerError otherwise)."""
         if self.running:
             return self
-        attempts = 3 if self.port == 0 else 1
+        attempts = 3 if self.port == 0 and not self.socket_path else 1
         for attempt in range(attempts):
-            if self.port == 0 or attempt:
+            if not self.socket_path and (self.port == 0 or attempt):
                 self.port = free_port(self.host)
             self._write_config()
             self._proc = self._spawn()
             if self._wait_ready(timeout):
-                logger.info("mosquitto pid %s listening on %s:%s", self._proc.pid, self.host, self.port)
+                logger.info("mosquitto pid %s listening on %s", self._proc.pid,
+                            self.socket_path or f"{self.host}:{self.port}")
                 return self
             err = self._reap()
             logger.warning("mosquitto did not start on port %s: %s", self.port, err)
@@ -161,6 +215,9 @@ class MosquittoBroker:
 
     def _spawn(self) -> subprocess.Popen:
         """Start Mosquitto; on Linux it is told to exit with us, so a SIGKILLed emulator leaves no broker."""
+        if self.socket_path and os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)  # left by a killed broker: Mosquitto will not bind over it
+        self.epoch += 1
         return subprocess.Popen([self.binary, "-c", self.conf_file], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 preexec_fn=_exit_with_parent())
@@ -172,8 +229,14 @@ class MosquittoBroker:
             if self._proc is None or self._proc.poll() is not None:
                 return False
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return True
+                if self.socket_path:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                        probe.settimeout(0.5)
+                        probe.connect(self.socket_path)
+                else:
+                    with socket.create_connection((self.host, self.port), timeout=0.5):
+                        pass
+                return True
             except OSError:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -212,7 +275,7 @@ class MosquittoBroker:
         self._reap()
 
     def restart(self, timeout: float = 10.0) -> "MosquittoBroker":
-        """Start again on the same port (after :meth:`kill` or :meth:`stop`)."""
+        """Start again on the same socket or port (after :meth:`kill` or :meth:`stop`)."""
         self.stop()
         deadline = time.monotonic() + timeout
         while True:  # the port may be in TIME_WAIT briefly; Mosquitto sets SO_REUSEADDR so this is rare
@@ -222,5 +285,5 @@ class MosquittoBroker:
                 return self
             err = self._reap()
             if time.monotonic() >= deadline:
-                raise BrokerError(f"mosquitto did not restart on port {self.port}: {err}")
+                raise BrokerError(f"mosquitto did not restart on {self.socket_path or self.port}: {err}")
             time.sleep(0.1)

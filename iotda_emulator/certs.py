@@ -1,21 +1,91 @@
 """Certificates of the emulator: a server CA + server cert, and a device CA that signs device certs.
 
 Everything is generated with ``cryptography`` into the data directory at start-up. The server cert
-covers ``DNS:localhost`` and ``IP:127.0.0.1`` so TLS clients verify the hostname either way.
+covers ``DNS:localhost`` and ``IP:127.0.0.1`` plus every name the emulator is reached by (``--host``, the
+advertised host, the bootstrap host: see :func:`server_names`), so TLS clients verify the host name whichever
+they use. The CA is kept across runs; the server certificate is issued again when a name is missing.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
 import os
+import socket
 import ssl
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+#: Listen addresses meaning "every interface": never advertised, never put in a certificate.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def is_wildcard(host: Optional[str]) -> bool:
+    """True for a listen address that means every interface (``0.0.0.0``, ``::``)."""
+    return (host or "").strip() in WILDCARD_HOSTS
+
+
+def advertised_host(host: str, advertise: Optional[str] = None) -> str:
+    """The name clients are told to use for an emulator listening on ``host``.
+
+    ``advertise`` when given; ``host`` itself unless it is a wildcard; for a wildcard the machine's host name
+    when it resolves here (reachable from other machines that resolve it too), else ``127.0.0.1``.
+    """
+    if advertise:
+        return advertise
+    if not is_wildcard(host):
+        return host
+    name = socket.gethostname()
+    try:
+        if name and socket.getaddrinfo(name, None):
+            return name
+    except (socket.gaierror, UnicodeError):
+        pass
+    return "127.0.0.1"
+
+
+def server_names(*hosts: Optional[str]) -> List[str]:
+    """The names the server certificate must cover: localhost, 127.0.0.1 and every non-wildcard ``hosts``."""
+    names: List[str] = ["localhost", "127.0.0.1"]
+    for h in hosts:
+        h = (h or "").strip().strip("[]")
+        if h and not is_wildcard(h) and h.lower() not in (n.lower() for n in names):
+            names.append(h)
+    return names
+
+
+def _san_entry(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def cert_names(cert: x509.Certificate) -> List[str]:
+    """DNS names and IP addresses (as text) in a certificate's subjectAltName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [n.lower() for n in san.get_values_for_type(x509.DNSName)] + \
+        [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
+def _covers(cert: x509.Certificate, names: Iterable[str]) -> bool:
+    have = set(cert_names(cert))
+    for name in names:
+        try:
+            key = str(ipaddress.ip_address(name))
+        except ValueError:
+            key = name.lower()
+        if key not in have:
+            return False
+    return True
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -108,30 +178,56 @@ class CertificateAuthority:
     server_key_file: str
     device_ca_file: str     # signs device client certificates (the "uploaded device CA")
     device_ca_key_file: str
+    ca_key_file: str = ""   # kept so the server certificate can be re-issued for new names
 
     @classmethod
-    def create(cls, directory: str) -> "CertificateAuthority":
-        """Generate (or reuse, when present) every file in ``directory``."""
+    def create(cls, directory: str, names: Optional[Iterable[str]] = None) -> "CertificateAuthority":
+        """Generate (or reuse, when present) every file in ``directory``.
+
+        ``names`` (default :func:`server_names` ``()``: localhost and 127.0.0.1) must all be in the server
+        certificate's subjectAltName (IP entries for addresses, DNS entries otherwise); an existing server
+        certificate that misses one is issued again by the same CA, so clients keep trusting ``ca.pem``.
+        """
+        wanted = server_names(*(names or ()))
         os.makedirs(directory, exist_ok=True)
         p = lambda name: os.path.join(directory, name)  # noqa: E731
         self = cls(directory, p("ca.pem"), p("server.pem"), p("server.key"), p("device_ca.pem"),
-                   p("device_ca.key"))
+                   p("device_ca.key"), p("ca.key"))
         if all(os.path.exists(f) for f in (self.ca_file, self.server_cert_file, self.server_key_file,
                                            self.device_ca_file, self.device_ca_key_file)):
-            return self
+            if _covers(self.server_certificate(), wanted):
+                return self
+            if os.path.exists(self.ca_key_file):
+                self._issue_server_cert(wanted)
+                return self
+            # a data dir from before the CA key was kept: start over with a new CA
         ca_cert, ca_key = _ca("iotda-emulator root CA")
-        server_cert, server_key = _leaf(
-            "localhost", ca_cert, ca_key, server=True,
-            san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         dev_ca_cert, dev_ca_key = _ca("iotda-emulator device CA")
         _write(self.ca_file, _cert_pem(ca_cert))
-        _write(self.server_cert_file, _cert_pem(server_cert) + _cert_pem(ca_cert))
-        _write(self.server_key_file, _key_pem(server_key))
+        _write(self.ca_key_file, _key_pem(ca_key))
         _write(self.device_ca_file, _cert_pem(dev_ca_cert))
         _write(self.device_ca_key_file, _key_pem(dev_ca_key))
-        for f in (self.server_key_file, self.device_ca_key_file):
+        for f in (self.ca_key_file, self.device_ca_key_file):
             os.chmod(f, 0o600)
+        self._issue_server_cert(wanted)
         return self
+
+    def server_certificate(self) -> x509.Certificate:
+        """The server certificate (the first PEM block of ``server_cert_file``)."""
+        with open(self.server_cert_file, "rb") as fh:
+            return x509.load_pem_x509_certificate(fh.read())
+
+    def _issue_server_cert(self, names: List[str]) -> None:
+        with open(self.ca_file, "rb") as fh:
+            ca_cert = x509.load_pem_x509_certificate(fh.read())
+        with open(self.ca_key_file, "rb") as fh:
+            ca_key = serialization.load_pem_private_key(fh.read(), None)
+        server_cert, server_key = _leaf(names[0], ca_cert, ca_key, server=True,
+                                        san=[_san_entry(n) for n in names])
+        # key first, then the certificate: a reader never pairs the new certificate with the old key for long
+        _write(self.server_key_file, _key_pem(server_key))
+        os.chmod(self.server_key_file, 0o600)
+        _write(self.server_cert_file, _cert_pem(server_cert) + _cert_pem(ca_cert))
 
     def server_context(self, request_client_cert: bool = True) -> ssl.SSLContext:
         """TLS 1.2+ server context; with ``request_client_cert`` a client cert is asked for, not required."""

@@ -1,6 +1,7 @@
 """``iotda-emulator``: run the local IoTDA emulator, and manage its device registry.
 
-    iotda-emulator start [--host H] [--mqtt-port P] [--mqtts-port P] [--http-port P] [--https-port P]
+    iotda-emulator start [--host H] [--advertise-host NAME] [--mqtt-port P] [--mqtts-port P] [--http-port P]
+                         [--https-port P] [--bootstrap-host H] [--bootstrap-port P]
                          [--data-dir DIR] [--command-timeout S] [--app-key AK:SK ...]
     iotda-emulator device add [--device-id ID] [--secret S] [--product-id P] [--node-id N]
                               [--gateway-id G] [--name NAME] [--fingerprint HEX] [--data-dir DIR] [--json]
@@ -9,7 +10,12 @@
 
 The registry lives in sqlite under the data directory, so ``device`` commands work whether or not an
 emulator is running on that directory. The default data directory is ``$IOTDA_EMULATOR_DATA_DIR`` or
-``~/.iotda-emulator``.
+``~/.iotda-emulator``; one emulator at a time may run on a data directory (``start`` refuses a second one).
+
+The provisioning (IoTDP bootstrap) endpoint is a listener of its own. As on the cloud, where IoTDP and IoTDA
+are both on port 8883 under different host names, it listens by default on ``127.0.0.2`` with the MQTTS
+port when ``--host`` is ``127.0.0.1`` and the system lets us bind 127.0.0.2 (Linux does); otherwise on
+``--host`` with a port of its own (``DEFAULT_BOOTSTRAP_PORT`` when free).
 """
 from __future__ import annotations
 
@@ -27,6 +33,11 @@ log = logging.getLogger(__name__)
 
 #: Ports ``start`` prefers when they are free (IoTDA's own MQTT/MQTTS ports, usual HTTP ones).
 DEFAULT_PORTS = {"mqtt_port": 1883, "mqtts_port": 8883, "http_port": 8080, "https_port": 8443}
+#: Bootstrap port preferred when the bootstrap endpoint shares the IoTDA host (IoTDP itself uses 8883 on a
+#: host of its own; this is only a stable local choice next to it).
+DEFAULT_BOOTSTRAP_PORT = 8884
+#: The loopback address the bootstrap endpoint takes next to 127.0.0.1 (a second "host", same port).
+BOOTSTRAP_LOOPBACK = "127.0.0.2"
 
 
 def default_data_dir() -> str:
@@ -80,10 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     start = sub.add_parser("start", help="run the emulator until Ctrl-C")
-    start.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    start.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
+    start.add_argument("--advertise-host", default=None, metavar="NAME",
+                       help="name put in URLs, bootstrap answers and the server certificate (default: --host; "
+                            "for 0.0.0.0 the machine's host name, or 127.0.0.1 when it does not resolve)")
     for name, port in DEFAULT_PORTS.items():
         start.add_argument("--" + name.replace("_", "-"), dest=name, type=_port_arg, default=None,
                            help=f"default {port} when free, otherwise a free port; 0 = any free port")
+    start.add_argument("--bootstrap-host", default=None, metavar="H",
+                       help=f"address of the provisioning (IoTDP) endpoint (default {BOOTSTRAP_LOOPBACK} with the "
+                            "MQTTS port when --host is 127.0.0.1 and the system allows it, otherwise --host)")
+    start.add_argument("--bootstrap-port", dest="bootstrap_port", type=_port_arg, default=None,
+                       help="port of the provisioning endpoint (default: the MQTTS port on a host of its own, "
+                            f"else {DEFAULT_BOOTSTRAP_PORT} when free); 0 = any free port")
     start.add_argument("--data-dir", default=None, help="registry, shadow, trace, certificates "
                                                         "(default $IOTDA_EMULATOR_DATA_DIR or ~/.iotda-emulator)")
     start.add_argument("--command-timeout", type=_positive_float, default=20.0,
@@ -134,22 +155,54 @@ def _choose_ports(args: argparse.Namespace) -> dict:
     return ports
 
 
-def _make_emulator(data_dir: str, host: str, ports: dict, command_timeout: float, app_keys: dict) -> Any:
+def address_is_local(host: str) -> bool:
+    """True when a socket can bind ``host`` here (e.g. 127.0.0.2: yes on Linux, no on stock macOS)."""
+    return port_is_free(host, 0)
+
+
+def _choose_bootstrap(args: argparse.Namespace) -> dict:
+    """``bootstrap_host``/``bootstrap_port`` for the Emulator (see the module docstring)."""
+    host = args.bootstrap_host
+    if host is None:
+        host = BOOTSTRAP_LOOPBACK if args.host == "127.0.0.1" and address_is_local(BOOTSTRAP_LOOPBACK) else args.host
+    port = args.bootstrap_port
+    if port is None and host == args.host:
+        port = DEFAULT_BOOTSTRAP_PORT if port_is_free(host, DEFAULT_BOOTSTRAP_PORT) else 0
+    # port None on a host of its own: the bootstrap service takes IoTDA's MQTTS port
+    return {"bootstrap_host": host, "bootstrap_port": port}
+
+
+def _make_emulator(data_dir: str, host: str, ports: dict, command_timeout: float, app_keys: dict,
+                   **addresses: Any) -> Any:
     from iotda_emulator import Emulator
 
     # the HTTP API reads ``emulator.app_keys`` at every request
     return Emulator(data_dir=data_dir, host=host, command_timeout=command_timeout, app_keys=dict(app_keys or {}),
-                    **ports)
+                    **ports, **addresses)
 
 
 def describe_listeners(emulator: Any) -> List[str]:
-    """Human-readable lines saying where a started emulator listens."""
-    host = emulator.host
+    """Human-readable lines saying where a started emulator listens (with the name clients should use)."""
+    host = getattr(emulator, "advertise_host", None) or emulator.host
     lines = [
         f"MQTT       mqtt://{host}:{emulator.mqtt_port}",
         f"MQTTS      mqtts://{host}:{emulator.mqtts_port}",
         f"HTTP       http://{host}:{emulator.http_port}",
         f"HTTPS      https://{host}:{emulator.https_port}",
+    ]
+    try:
+        bootstrap = emulator.service("$bootstrap")
+        bs_port = bootstrap.port
+    except (KeyError, AttributeError):
+        bootstrap, bs_port = None, None
+    if bs_port:
+        lines.append(f"Bootstrap  mqtts://{bootstrap.host}:{bs_port} (IoTDP provisioning; answers "
+                     f"{bootstrap.iotda_address()})")
+    else:
+        lines.append("Bootstrap  not running (see the log)")
+    if host != emulator.host:
+        lines.append(f"Listening  on {emulator.host}, advertised as {host}")
+    lines += [
         f"CA file    {emulator.ca_file}",
         f"Data dir   {emulator.data_dir}",
         f"Console    http://{host}:{emulator.http_port}/console",
@@ -169,6 +222,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     data_dir = os.path.abspath(args.data_dir or default_data_dir())
     os.makedirs(data_dir, exist_ok=True)
     ports = _choose_ports(args)
+    addresses = dict(_choose_bootstrap(args), advertise_host=args.advertise_host)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -178,7 +232,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     emulator = None
     try:
         try:
-            emulator = _make_emulator(data_dir, args.host, ports, args.command_timeout, app_keys)
+            emulator = _make_emulator(data_dir, args.host, ports, args.command_timeout, app_keys, **addresses)
             emulator.start()
         except Exception as exc:
             log.debug("start failed", exc_info=True)

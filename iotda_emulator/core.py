@@ -29,10 +29,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from iot_device_sdk_python.protocol import codec, topics
-from iotda_emulator.broker import SERVICE_ACCOUNT
+from iotda_emulator.protocol import codec, topics
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from iotda_emulator.broker import SERVICE_ACCOUNT, BrokerAddress
 from iotda_emulator.errors import CommandTimeout, DeviceNotFound, DeviceOffline, EmulatorError
+from iotda_emulator.products import ProductCatalog
 from iotda_emulator.store import DeviceRegistry, Store
+from iotda_emulator.topic_check import check_publish_topic
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +139,13 @@ def _disable_nagle(client) -> None:
 class PlatformCore:
     """IoTDA's platform side over MQTT. Create, then :meth:`start`; :meth:`stop` when done."""
 
-    def __init__(self, db: Store, broker_address: Callable[[], Tuple[str, int]], *,
-                 command_timeout: float = 20.0, emulator: Any = None, workers: int = 8) -> None:
+    def __init__(self, db: Store, broker_address: Callable[[], Union[BrokerAddress, Tuple[str, int]]], *,
+                 command_timeout: float = 20.0, emulator: Any = None, workers: int = 8,
+                 service_account: str = SERVICE_ACCOUNT,
+                 broker_epoch: Optional[Callable[[], int]] = None) -> None:
         self.db = db
         self.registry = DeviceRegistry(db)
+        self.products = ProductCatalog(db)
         self.broker_address = broker_address
         self.command_timeout = command_timeout
         self.emulator = emulator
@@ -167,25 +175,39 @@ class PlatformCore:
         self._disconnected = threading.Event()
         self._paho_ident: Optional[int] = None
         self._stopping = False
+        # which broker process the subscriptions were made on (see is_ready)
+        self._broker_epoch = broker_epoch
+        self._connect_epoch: Optional[int] = None
+        self._subscribed_epoch: Optional[int] = None
         self.client_id = f"iotda-emulator-platform-{uuid.uuid4().hex[:12]}"
+        address = broker_address()
+        self._transport = address.transport if isinstance(address, BrokerAddress) else "tcp"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                   protocol=mqtt.MQTTv5)
-        self._client.username_pw_set(SERVICE_ACCOUNT)
+                                   protocol=mqtt.MQTTv5, transport=self._transport)
+        self._client.username_pw_set(service_account)
         self._client.max_inflight_messages_set(200)
         self._client.reconnect_delay_set(0.2, 1)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
-        db.execute("UPDATE devices SET online=0")
+        self.registry.reset_connections()
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "PlatformCore":
         """Connect to the broker, subscribe to every device uplink and load the platform services."""
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="emu-core-dispatch", daemon=True)
         self._dispatcher.start()
-        host, port = self.broker_address()
-        self._client.connect(host, port, keepalive=60)
+        address = self.broker_address()
+        if isinstance(address, BrokerAddress):
+            host, port = (address.path, 1883) if address.path else (address.host, address.port)
+        else:
+            host, port = address
+        # A session the broker keeps for an hour: uplinks acknowledged to devices while the core's own
+        # link is down are queued for it, not dropped (a broker restart loses it: see is_ready).
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self._client.connect(host, port, keepalive=60, properties=props)
         self._client.loop_start()
         if not self._connected.wait(timeout):
             raise EmulatorError("platform core could not connect to the broker")
@@ -226,6 +248,18 @@ class PlatformCore:
     def connected(self) -> bool:
         """True while the core is connected and subscribed to the broker."""
         return self._connected.is_set()
+
+    def is_ready(self) -> bool:
+        """True when the core is subscribed on the broker process running now.
+
+        The access front lets devices in only then: a broker acknowledges a QoS 1 uplink only to a
+        subscriber that exists, so a device admitted before the core re-subscribed after a broker restart
+        would have reports acknowledged and lost. The epoch check catches the moment after a restart
+        when the core has not yet noticed that its old connection is gone.
+        """
+        if not self._connected.is_set():
+            return False
+        return self._broker_epoch is None or self._subscribed_epoch == self._broker_epoch()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Wait until the core is (re)connected and subscribed; False on timeout."""
@@ -308,7 +342,9 @@ class PlatformCore:
         if reason_code.is_failure:
             logger.error("platform core refused by the broker: %s", reason_code)
             return
-        _disable_nagle(client)
+        if self._transport == "tcp":
+            _disable_nagle(client)
+        self._connect_epoch = self._broker_epoch() if self._broker_epoch is not None else None
         opts = SubscribeOptions(qos=1, noLocal=True)
         filters = [topics.PLATFORM_UPLINK_FILTER, topics.PLATFORM_USER_FILTER]
         filters += [_policy_filter(p) for p in list(self._topic_policies)]
@@ -334,6 +370,7 @@ class PlatformCore:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not rc.is_failure for rc in reason_codes):
             logger.info("platform core connected and subscribed")
+            self._subscribed_epoch = self._connect_epoch
             self._disconnected.clear()
             self._connected.set()
         else:
@@ -448,6 +485,12 @@ class PlatformCore:
         """The registry record of ``device_id`` (a dict) or None."""
         return self.registry.get_device(device_id)
 
+    def custom_topic_allowed(self, device_id: str, topic: str, action: str) -> Optional[str]:
+        """None when the device may ``action`` ("publish"/"subscribe") on its custom topic ``topic``
+        (``$oc/devices/{device_id}/user/...``) under its product's definitions, else a short reason
+        (see :meth:`ProductCatalog.custom_topic_allowed`; cached per product, called per PUBLISH)."""
+        return self.products.custom_topic_allowed(device_id, topic, action)
+
     def _require(self, device_id: str) -> dict:
         return self.registry.require(device_id)
 
@@ -521,7 +564,7 @@ class PlatformCore:
         if not rows:
             return
         was = bool(rows[0]["online"])
-        self.db.execute("UPDATE devices SET online=? WHERE device_id=?", (1 if online else 0, device_id))
+        self.registry.set_connection(device_id, online)   # also stamps IoTDA's status/active times
         with self._changed:
             self._changed.notify_all()
         if online and not was and rows[0]["gateway_id"]:
@@ -533,7 +576,7 @@ class PlatformCore:
     def front_online(self, device_id: str) -> None:
         """The access front accepted a connection of ``device_id``."""
         self._ready[device_id] = threading.Event()
-        self.db.execute("UPDATE devices SET online=1 WHERE device_id=?", (device_id,))
+        self.registry.set_connection(device_id, True)
         with self._changed:
             self._changed.notify_all()
 
@@ -549,7 +592,7 @@ class PlatformCore:
         ev = self._ready.pop(device_id, None)
         if ev is not None:
             ev.set()  # wake waiters; they re-check online
-        self.db.execute("UPDATE devices SET online=0 WHERE device_id=?", (device_id,))
+        self.registry.set_connection(device_id, False)
         with self._changed:
             self._changed.notify_all()
         self._dispatch(self._offline_hooks, device_id)
@@ -557,9 +600,11 @@ class PlatformCore:
     def _online_hooks(self, device_id: str) -> None:
         self._desired_block.pop(device_id, None)
         cached = self._msg_cache.pop(device_id, None)
+        now = time.monotonic()
         while cached:
-            topic, payload, qos = cached.popleft()
-            self.publish(topic, payload, qos)
+            topic, payload, qos, expires = cached.popleft()
+            if expires is None or expires > now:   # past its ttl: IoTDA drops it (status TIMEOUT)
+                self.publish(topic, payload, qos)
         if self._desired_diff(device_id):
             self.submit(self._push_desired, device_id)
         for svc in self._service_list:
@@ -598,7 +643,12 @@ class PlatformCore:
             raise DeviceOffline(f"device {target} is offline")
 
     def publish(self, topic: str, payload: Union[bytes, str, dict, list, None], qos: int = 1) -> mqtt.MQTTMessageInfo:
-        """Publish from the platform (traced as "down"); dict/list payloads become compact JSON."""
+        """Publish from the platform (traced as "down"); dict/list payloads become compact JSON.
+
+        Raises ValueError for a topic the broker would refuse (see :mod:`iotda_emulator.topic_check`):
+        handed to paho, such a QoS 1 packet would be re-sent, and the link dropped, on every reconnect.
+        """
+        check_publish_topic(topic)
         if isinstance(payload, (dict, list)):
             data = codec.dumps_bytes(payload)
         elif isinstance(payload, str):
@@ -667,20 +717,42 @@ class PlatformCore:
 
     def send_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
                      qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,
-                     standard: bool = False) -> str:
+                     standard: bool = False, topic_full_name: Optional[str] = None,
+                     ttl_minutes: Optional[int] = None) -> str:
         """Deliver a message (cached, up to 20, while the device is offline); returns the message id.
 
-        ``topic``: None = ``messages/down``; a full ``$oc/...`` topic; or a suffix made into a user topic.
+        See :meth:`deliver_message` for the arguments; this returns only the id.
+        """
+        return self.deliver_message(device_id, payload, topic=topic, qos=qos, name=name, message_id=message_id,
+                                    standard=standard, topic_full_name=topic_full_name,
+                                    ttl_minutes=ttl_minutes)[0]
+
+    def deliver_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
+                        qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,
+                        standard: bool = False, topic_full_name: Optional[str] = None,
+                        ttl_minutes: Optional[int] = None) -> Tuple[str, str]:
+        """Deliver a message as IoTDA's CreateMessage does; returns ``(message id, status)``.
+
+        ``status`` is ``DELIVERED`` when it was published while the device (or its gateway) was connected,
+        ``PENDING`` when cached for an offline device, ``TIMEOUT`` when offline and ``ttl_minutes`` is 0
+        (not cached), ``FAILED`` when the platform could not hand it to the broker.
+        ``topic_full_name`` is used unchanged (any topic, policy topics included). ``topic``: None =
+        ``messages/down``; a suffix becomes ``$oc/devices/{gateway or device}/user/{topic}`` (a value
+        starting with ``$`` is taken as a full topic, for the Python API's older callers).
         ``standard`` wraps the payload as ``{object_device_id?, name?, id, content}`` (always for sub-devices).
+        ``ttl_minutes`` bounds the time it stays cached (None: no bound beyond the 20-message cache).
         """
         target, obj = self.route(device_id, require_online=False)
         mid = message_id or str(uuid.uuid4())
-        if topic is None:
+        if topic_full_name is not None:
+            dest = topic_full_name
+        elif topic is None:
             dest = topics.messages_down(target)
         elif topic.startswith("$") or topic.startswith(topics.PREFIX):
             dest = topic
         else:
             dest = topics.user_topic(target, topic)
+        check_publish_topic(dest)   # before caching: a cached bad topic would fail only when the device is back
         if standard or obj:
             if isinstance(payload, (bytes, bytearray)):
                 content: Any = bytes(payload).decode("utf-8", "replace")
@@ -699,23 +771,31 @@ class PlatformCore:
             except DeviceOffline:
                 pass
         if self.is_online(target):
-            self.publish(dest, data, qos)
-        else:
-            cache = self._msg_cache.setdefault(target, collections.deque(maxlen=MESSAGE_CACHE_SIZE))
-            cache.append((dest, data, qos))
-            logger.info("message %s for offline device %s cached", mid, target)
-        return mid
+            info = self.publish(dest, data, qos)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                logger.warning("message %s for %s not handed to the broker (rc %s)", mid, target, info.rc)
+                return mid, "FAILED"
+            return mid, "DELIVERED"
+        if ttl_minutes is not None and ttl_minutes <= 0:
+            logger.info("message %s for offline device %s not cached (ttl 0)", mid, target)
+            return mid, "TIMEOUT"
+        expires = None if ttl_minutes is None else time.monotonic() + 60.0 * ttl_minutes
+        cache = self._msg_cache.setdefault(target, collections.deque(maxlen=MESSAGE_CACHE_SIZE))
+        cache.append((dest, data, qos, expires))
+        logger.info("message %s for offline device %s cached", mid, target)
+        return mid, "PENDING"
 
     def send_event(self, device_id: str, service_id: str, event_type: str, paras: Any,
                    object_device_id: Optional[str] = None, event_id: Optional[str] = None) -> str:
         """Publish an ``events/down`` with one service event; returns its ``event_id``.
 
-        A sub-device's event goes through its gateway with ``object_device_id`` set to the child.
-        Raises DeviceNotFound / DeviceOffline.
+        A sub-device's event goes through its gateway with ``object_device_id`` set to the child; a directly
+        connected device's event carries its own id there (IoTDA always sets it on ``events/down``,
+        iotda-protocol.md §2.3). Raises DeviceNotFound / DeviceOffline.
         """
         target, obj = self.route(device_id)
         eid = event_id or str(uuid.uuid4())
-        envelope = _body(object_device_id or obj, services=[{
+        envelope = _body(object_device_id or obj or target, services=[{
             "service_id": service_id, "event_type": event_type, "event_time": codec.event_time(),
             "event_id": eid, "paras": paras if paras is not None else {}}])
         self.publish(topics.events_down(target), envelope, qos=1)

@@ -8,11 +8,14 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from iotda_emulator.access_front import AccessFront, FrontLimits, IotdaAuthenticator
-from iotda_emulator.broker import MosquittoBroker
-from iotda_emulator.certs import CertificateAuthority
+from iotda_emulator.broker import BrokerAddress, MosquittoBroker
+from iotda_emulator.certs import CertificateAuthority, advertised_host, server_names
 from iotda_emulator.core import PlatformCore, TraceEntry
+from iotda_emulator.datalock import DataDirLock
 from iotda_emulator.errors import EmulatorError
+from iotda_emulator.products import USER_TOPIC_CHECKS
 from iotda_emulator.store import Store
+from iotda_emulator.topic_acl import TopicAuthorizer
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +31,30 @@ class Emulator:
     ``strict`` (default True) enforces IoTDA's publish limits on devices: QoS 2, RETAIN or a payload over
     1 MB closes the connection (traced with kind ``"violation"``). ``rate_limit``: PUBLISH per second per
     device beyond which publishes are dropped and counted (:meth:`throttled`); None = unlimited.
+
+    ``advertise_host``: the name put in URLs and bootstrap answers (default: ``host``, or for a wildcard
+    ``host`` such as ``0.0.0.0`` the machine's host name / 127.0.0.1). ``bootstrap_host``/``bootstrap_port``:
+    where the provisioning (IoTDP) endpoint listens (see ``services/bootstrap.py``). One data directory is
+    used by one emulator at a time (``{data_dir}/emulator.lock``); a second ``start()`` on it raises
+    ``DataDirInUse``.
+
+    ``user_topic_check``: how devices' ``$oc/devices/{id}/user/...`` topics are checked against their product's
+    custom topics: ``"defined"`` (only products that define some), ``"all"`` or ``"off"`` (doc/emulator.md).
     """
 
     def __init__(self, data_dir: Optional[str] = None, host: str = "127.0.0.1", mqtt_port: int = 0,
                  mqtts_port: int = 0, http_port: int = 0, https_port: int = 0, command_timeout: float = 20.0,
                  sign_tolerance_hours: float = 1, http: bool = True, app_keys: Optional[Dict[str, str]] = None,
-                 strict: bool = True, rate_limit: Optional[float] = None) -> None:
+                 strict: bool = True, rate_limit: Optional[float] = None, advertise_host: Optional[str] = None,
+                 bootstrap_host: Optional[str] = None, bootstrap_port: Optional[int] = None,
+                 user_topic_check: str = "defined") -> None:
         self._own_dir = data_dir is None
         self.data_dir = os.path.abspath(data_dir) if data_dir else tempfile.mkdtemp(prefix="iotda-emulator-")
         self.host = host
+        self.advertise_host = advertised_host(host, advertise_host)
+        self.bootstrap_host = bootstrap_host or host
+        self.bootstrap_port = bootstrap_port
+        self._data_lock = DataDirLock(self.data_dir)
         self._want = dict(mqtt=mqtt_port, mqtts=mqtts_port, http=http_port, https=https_port)
         self.command_timeout = command_timeout
         self.sign_tolerance_hours = sign_tolerance_hours
@@ -45,6 +63,9 @@ class Emulator:
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be positive (or None for no limit)")
         self.limits = FrontLimits(strict=bool(strict), rate_limit=rate_limit)
+        if user_topic_check not in USER_TOPIC_CHECKS:
+            raise ValueError(f"user_topic_check must be one of {', '.join(USER_TOPIC_CHECKS)}")
+        self._user_topic_check = user_topic_check
         self.mqtt_port: Optional[int] = None
         self.mqtts_port: Optional[int] = None
         self.http_port: Optional[int] = None
@@ -64,12 +85,19 @@ class Emulator:
         if self._started:
             return self
         os.makedirs(self.data_dir, exist_ok=True)
+        self._data_lock.acquire()  # before anything touches the directory; raises DataDirInUse
         try:
-            self.certs = CertificateAuthority.create(os.path.join(self.data_dir, "certs"))
+            self.certs = CertificateAuthority.create(
+                os.path.join(self.data_dir, "certs"),
+                server_names(self.host, self.advertise_host, self.bootstrap_host,
+                             advertised_host(self.bootstrap_host, None)))
             self.store = Store(os.path.join(self.data_dir, "emulator.sqlite3"))
             self.broker = MosquittoBroker(os.path.join(self.data_dir, "broker"), host="127.0.0.1").start()
+            broker = self.broker
             self.core = PlatformCore(self.store, self.broker_address, command_timeout=self.command_timeout,
-                                     emulator=self)
+                                     emulator=self, service_account=broker.service_account,
+                                     broker_epoch=lambda: broker.epoch)
+            self.core.products.user_topic_check = self._user_topic_check
             self.core.start()
             self.front = AccessFront(
                 self.broker_address,
@@ -79,7 +107,8 @@ class Emulator:
                 on_online=self.core.front_online, on_ready=self.core.front_ready,
                 on_offline=self.core.front_offline, name="iotda-front",
                 limits=self.limits if self.limits.active else None,
-                on_violation=self._on_violation).start()
+                on_violation=self._on_violation, topic_authorizer=self.topic_authorizer(),
+                platform_ready=self.core.is_ready, service_account=broker.service_account).start()
             self._fronts.append(self.front)
             self.mqtt_port, self.mqtts_port = self.front.port, self.front.tls_port
             self._started = True
@@ -120,6 +149,7 @@ class Emulator:
             _quietly(self.broker.stop)
         if self.store is not None:
             _quietly(self.store.close)
+        self._data_lock.release()
         if self._own_dir and os.path.isdir(self.data_dir):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -130,9 +160,9 @@ class Emulator:
         self.stop()
 
     # ---- addresses ----------------------------------------------------------------------------------
-    def broker_address(self):
-        """(host, port) of the internal Mosquitto (loopback; devices must use the access front)."""
-        return (self.broker.host, self.broker.port)
+    def broker_address(self) -> BrokerAddress:
+        """Where the internal Mosquitto listens (a private unix socket; devices must use the access front)."""
+        return self.broker.address
 
     @property
     def ca_file(self) -> str:
@@ -146,11 +176,11 @@ class Emulator:
 
     @property
     def http_url(self) -> Optional[str]:
-        return f"http://{self.host}:{self.http_port}" if self.http_port else None
+        return f"http://{self.advertise_host}:{self.http_port}" if self.http_port else None
 
     @property
     def https_url(self) -> Optional[str]:
-        return f"https://localhost:{self.https_port}" if self.https_port else None
+        return f"https://{self.advertise_host}:{self.https_port}" if self.https_port else None
 
     def add_front(self, front: AccessFront) -> AccessFront:
         """Register (and start, if needed) another access front, e.g. the bootstrap endpoint; stopped with us.
@@ -161,6 +191,10 @@ class Emulator:
             front.limits = self.limits
         if front.on_violation is None:
             front.on_violation = self._on_violation
+        if front.platform_ready is None and self.core is not None:
+            front.platform_ready = self.core.is_ready
+        if self.broker is not None:
+            front.service_account = self.broker.service_account
         if front.port is None and front.tls_port is None:
             front.start()
         self._fronts.append(front)
@@ -172,8 +206,40 @@ class Emulator:
 
     # ---- registry -------------------------------------------------------------------------------------
     def create_device(self, device_id: Optional[str] = None, secret: Optional[str] = None, **kwargs) -> dict:
-        """Register a device (see :meth:`PlatformCore.create_device`); returns its record with the secret."""
-        return self.core.create_device(device_id, secret, **kwargs)
+        """Register a device (see :meth:`PlatformCore.create_device`); returns its record with the secret.
+
+        Emulator convenience (REST AddDevice refuses an unknown product, as IoTDA does): when the device's
+        product (``product_id``, default "emu_product") does not exist, a minimal one is created.
+        """
+        record = self.core.create_device(device_id, secret, **kwargs)
+        self.core.products.ensure_product(record["product_id"])
+        return record
+
+    # ---- products -------------------------------------------------------------------------------------
+    def create_product(self, product_id: Optional[str] = None, name: Optional[str] = None, **fields: Any) -> dict:
+        """Create a product (IoTDA's CreateProduct fields as keywords, plus ``topics``: custom topics
+        ``[{"name", "permission": "publish"|"subscribe"|"both"}]``); see :meth:`ProductCatalog.create_product`."""
+        return self.core.products.create_product(product_id, name, **fields)
+
+    def get_product(self, product_id: str) -> Optional[dict]:
+        """The product record (``service_capabilities``, ``topics``, ...) or None."""
+        return self.core.products.get_product(product_id)
+
+    def list_products(self) -> List[dict]:
+        """Every product, newest first."""
+        return self.core.products.list_products()[0]
+
+    def update_product(self, product_id: str, **fields: Any) -> dict:
+        """Change product fields (``service_capabilities`` replaces the list); raises ``ProductNotFound``."""
+        return self.core.products.update_product(product_id, **fields)
+
+    def delete_product(self, product_id: str) -> bool:
+        """Delete a product (its devices stay, as on IoTDA); True when it existed."""
+        return self.core.products.delete_product(product_id)
+
+    def set_product_topics(self, product_id: str, topics: List[dict]) -> List[dict]:
+        """Replace the product's custom topics (``user/{name}``, permission publish, subscribe or both)."""
+        return self.core.products.set_topics(product_id, topics)
 
     def delete_device(self, device_id: str) -> bool:
         return self.core.delete_device(device_id)
@@ -278,6 +344,11 @@ class Emulator:
     def throttled(self, device_id: Optional[str] = None) -> int:
         """Publishes dropped by ``rate_limit``: of ``device_id``, or of every device when None."""
         return sum(f.throttled(device_id) for f in self._fronts)
+
+    def topic_authorizer(self) -> TopicAuthorizer:
+        """IoTDA's topic rules for this emulator's devices: topic policies and the products' custom topics."""
+        return TopicAuthorizer(policies=lambda: tuple(self.broker.topic_policies),
+                               custom_topic_check=self.core.custom_topic_allowed)
 
     def _on_violation(self, device_id: str, reason: str, topic: str, details: dict) -> None:
         if self.core is not None:

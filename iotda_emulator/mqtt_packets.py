@@ -2,8 +2,9 @@
 
 The front reads each packet whole (fixed header + remaining length + body), parses CONNECT to
 authenticate, re-encodes CONNECT only when the username must change, builds CONNACK on refusal and
-watches SUBSCRIBE/SUBACK to know when a device has subscribed, and reads PUBLISH headers (flags,
-payload size) to enforce IoTDA's limits. Every other packet passes unchanged.
+subscribes devices implicitly (its own SUBSCRIBE, whose SUBACK it keeps), checks and may trim a device's
+SUBSCRIBE, and reads PUBLISH headers (topic, flags, payload size) to enforce IoTDA's rules and limits.
+Every other packet passes unchanged.
 """
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, DISCONNECT = 8, 9, 12, 14
+SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, DISCONNECT = 8, 9, 10, 11, 12, 14
 
 MAX_PACKET = 2 * 1024 * 1024  # IoTDA caps publishes at 1 MB; anything far larger is an attack or garbage
+# A CONNECT carries a client id, username and password of at most 256 bytes each (IoTDA) and, at most,
+# a will and MQTT 5 properties: anything larger before authentication only costs the server memory.
+MAX_CONNECT = 64 * 1024
+
+# MQTT 5 reason codes the front uses on SUBACK/PUBACK/DISCONNECT
+RC_NOT_AUTHORIZED, RC_QUOTA_EXCEEDED = 0x87, 0x97
+SUBACK_FAILURE = 0x80  # 3.1.1
 
 # CONNACK return codes (3.1.1) and their MQTT 5 reason codes.
 ACCEPTED, BAD_PROTOCOL, BAD_CLIENT_ID, SERVER_UNAVAILABLE, BAD_CREDENTIALS, NOT_AUTHORIZED = range(6)
@@ -255,17 +263,72 @@ def encode_disconnect(reason_code: Optional[int] = None) -> bytes:
 RC_PACKET_TOO_LARGE, RC_RETAIN_NOT_SUPPORTED, RC_QOS_NOT_SUPPORTED = 0x95, 0x9A, 0x9B
 
 
-# ---- SUBSCRIBE / SUBACK (to learn when a device is subscribed) ------------------------------
+# ---- SUBSCRIBE / SUBACK / UNSUBSCRIBE (implicit subscriptions and topic checks) --------------
 
-def parse_subscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
-    """(packet id, topic filters) of a SUBSCRIBE body."""
-    pid, pos = _packet_id_header(body, protocol_level, "SUBSCRIBE")
-    filters = []
+@dataclass
+class Subscribe:
+    """A parsed SUBSCRIBE: packet id, MQTT 5 property bytes, and (filter, options byte) entries."""
+
+    packet_id: int
+    properties: bytes
+    entries: List[Tuple[str, int]]
+
+    @property
+    def filters(self) -> List[str]:
+        return [f for f, _ in self.entries]
+
+
+def parse_subscribe_full(body: bytes, protocol_level: int) -> Subscribe:
+    """The packet id, properties and (filter, options) entries of a SUBSCRIBE body."""
+    if len(body) < 2:
+        raise PacketError("truncated SUBSCRIBE")
+    (pid,) = struct.unpack_from("!H", body, 0)
+    pos, props = 2, b""
+    if protocol_level == 5:
+        plen, pos = _decode_varint(body, pos)
+        props = bytes(body[pos:pos + plen])
+        pos += plen
+    entries = []
     while pos < len(body):
         flt, pos = _read_str(body, pos)
         if pos >= len(body):
             raise PacketError("SUBSCRIBE filter without options")
+        entries.append((flt, body[pos]))
         pos += 1
+    if not entries:
+        raise PacketError("SUBSCRIBE without a filter")
+    return Subscribe(pid, props, entries)
+
+
+def parse_subscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
+    """(packet id, topic filters) of a SUBSCRIBE body."""
+    sub = parse_subscribe_full(body, protocol_level)
+    return sub.packet_id, sub.filters
+
+
+def encode_subscribe(packet_id: int, entries: List[Tuple[str, int]], protocol_level: int,
+                     properties: bytes = b"") -> bytes:
+    """A whole SUBSCRIBE packet (the fixed header's reserved bits are 0010)."""
+    body = struct.pack("!H", packet_id)
+    if protocol_level == 5:
+        body += encode_varint(len(properties)) + properties
+    for flt, opts in entries:
+        body += _str(flt) + bytes([opts])
+    return bytes([(SUBSCRIBE << 4) | 0x02]) + encode_varint(len(body)) + body
+
+
+def encode_suback(packet_id: int, codes: List[int], protocol_level: int) -> bytes:
+    """A whole SUBACK packet with ``codes`` (MQTT 5: no properties)."""
+    body = struct.pack("!H", packet_id) + (b"\x00" if protocol_level == 5 else b"") + bytes(codes)
+    return bytes([SUBACK << 4]) + encode_varint(len(body)) + body
+
+
+def parse_unsubscribe(body: bytes, protocol_level: int) -> Tuple[int, List[str]]:
+    """(packet id, topic filters) of an UNSUBSCRIBE body."""
+    pid, pos = _packet_id_header(body, protocol_level, "UNSUBSCRIBE")
+    filters = []
+    while pos < len(body):
+        flt, pos = _read_str(body, pos)
         filters.append(flt)
     return pid, filters
 
@@ -315,9 +378,11 @@ def publish_payload_size(first_byte: int, body: bytes, protocol_level: int) -> i
     return len(body) - pos
 
 
-def encode_puback(packet_id: int) -> bytes:
-    """A PUBACK (valid for 3.1.1 and 5: success without properties)."""
-    return bytes([PUBACK << 4, 2]) + struct.pack("!H", packet_id)
+def encode_puback(packet_id: int, reason_code: Optional[int] = None) -> bytes:
+    """A PUBACK: success (valid for 3.1.1 and 5), or with an MQTT 5 ``reason_code`` (e.g. 0x87 refused)."""
+    if reason_code is None:
+        return bytes([PUBACK << 4, 2]) + struct.pack("!H", packet_id)
+    return bytes([PUBACK << 4, 3]) + struct.pack("!H", packet_id) + bytes([reason_code])
 
 
 def encode_publish(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1, retain: bool = False) -> bytes:

@@ -276,7 +276,8 @@ class ObjectStore:
 
 
 def _base_url_of(emulator: Any, scheme: Optional[str] = None) -> str:
-    host = getattr(emulator, "host", "127.0.0.1") or "127.0.0.1"
+    # the advertised name: covered by the server certificate, reachable even when listening on 0.0.0.0
+    host = getattr(emulator, "advertise_host", None) or getattr(emulator, "host", "127.0.0.1") or "127.0.0.1"
     https_port = getattr(emulator, "https_port", 0) or 0
     http_port = getattr(emulator, "http_port", 0) or 0
     if scheme == "http" or (scheme is None and not https_port):
@@ -286,6 +287,18 @@ def _base_url_of(emulator: Any, scheme: Optional[str] = None) -> str:
     if not https_port:
         raise RuntimeError("the emulator's HTTPS server is not running")
     return f"https://{host}:{https_port}"
+
+
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9!#$&+.^_`|~-]+$")
+
+
+def content_disposition(file_name: str) -> str:
+    """``attachment; filename=...`` for a download: the bare name when it is an HTTP token, else a quoted
+    ASCII fallback plus RFC 5987's ``filename*`` with the UTF-8 name."""
+    if _TOKEN_CHARS.match(file_name):
+        return f"attachment; filename={file_name}"
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def _parse_range(header: Optional[str], size: int) -> Optional[Tuple[int, int]]:
@@ -327,7 +340,7 @@ class _StoreHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish({"error_code": exc.code, "error_msg": str(exc)})
 
-    async def send_object(self, bucket: str, key: str) -> None:
+    async def send_object(self, bucket: str, key: str, file_name: Optional[str] = None) -> None:
         meta = self.store.stat(bucket, key)
         if meta is None:
             self.store._record("GET", bucket, key, 404)
@@ -348,6 +361,8 @@ class _StoreHandler(tornado.web.RequestHandler):
             self.set_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.set_header("Accept-Ranges", "bytes")
         self.set_header("Content-Type", "application/octet-stream")
+        if file_name:
+            self.set_header("Content-Disposition", content_disposition(file_name))
         self.set_header("Content-Length", str(length))
         self.set_header("ETag", f'"{meta["sha256"]}"')
         self.store._record("GET", bucket, key, 206 if rng else 200)
@@ -481,4 +496,5 @@ class TokenDownloadHandler(_StoreHandler):
                 self.set_header("WWW-Authenticate", 'Bearer realm="iotda-emulator"')
             self.refuse(exc)
             return
-        await self.send_object(self.BUCKET, key)
+        # IoTDA's v1 package download names the file (clients such as Huawei's C SDK save it under that name)
+        await self.send_object(self.BUCKET, key, file_name=key.rsplit("/", 1)[-1])

@@ -50,6 +50,15 @@ CREATE TABLE IF NOT EXISTS trace (
 CREATE INDEX IF NOT EXISTS trace_device ON trace(device_id);
 CREATE INDEX IF NOT EXISTS trace_kind ON trace(kind);
 CREATE INDEX IF NOT EXISTS trace_time ON trace(time);
+-- products (iotda_emulator/products.py); seq orders them and is IoTDA's page marker
+CREATE TABLE IF NOT EXISTS products (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_id TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    topics     TEXT NOT NULL DEFAULT '[]',
+    created    REAL NOT NULL
+);
 """
 
 
@@ -66,6 +75,7 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=OFF")
             self._conn.executescript(_SCHEMA)
+            _add_columns(self._conn)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (autocommit) and return its cursor (``lastrowid``, ``rowcount``)."""
@@ -99,6 +109,23 @@ class Store:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+
+
+#: devices columns added after the first release: (name, type); added to older files at open
+_ADDED_DEVICE_COLUMNS = (
+    ("active_time", "REAL"),   # first time the device came online (IoTDA's active_time); NULL = never
+    ("status_time", "REAL"),   # last online/offline change (IoTDA's connection_status_update_time)
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(devices)")}
+    for name, sql_type in _ADDED_DEVICE_COLUMNS:
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE devices ADD COLUMN {name} {sql_type}")
+            except sqlite3.OperationalError:
+                pass  # another process sharing the file added it first
 
 
 class _Tx:
@@ -153,7 +180,7 @@ class DeviceRegistry:
         presented is bound). Raises ``ValueError`` for an invalid id/auth type and ``EmulatorError`` when
         the id is taken.
         """
-        from iot_device_sdk_python.protocol import topics
+        from iotda_emulator.protocol import topics
         from iotda_emulator.broker import SERVICE_ACCOUNT
         from iotda_emulator.certs import normalize_fingerprint
         from iotda_emulator.errors import EmulatorError
@@ -241,6 +268,28 @@ class DeviceRegistry:
         """Record a device as frozen or not; raises ``DeviceNotFound``."""
         self.require(device_id)
         self.db.execute("UPDATE devices SET frozen=? WHERE device_id=?", (1 if frozen else 0, device_id))
+
+    def set_connection(self, device_id: str, online: bool) -> bool:
+        """Record ``device_id`` online/offline; returns the previous flag (False for an unknown device).
+
+        A change stamps ``status_time`` (IoTDA's ``connection_status_update_time``); the first time a device
+        comes online stamps ``active_time`` (IoTDA's ``active_time``, kept for good).
+        """
+        now = time.time()
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT online FROM devices WHERE device_id=?", (device_id,)).fetchall()
+            if not rows:
+                return False
+            was = bool(rows[0]["online"])
+            if was != bool(online):
+                conn.execute("UPDATE devices SET online=?, status_time=?, "
+                             "active_time=CASE WHEN ?=1 THEN COALESCE(active_time, ?) ELSE active_time END "
+                             "WHERE device_id=?", (1 if online else 0, now, 1 if online else 0, now, device_id))
+            return was
+
+    def reset_connections(self) -> None:
+        """Mark every device offline (a platform start: nothing is connected yet), stamping the changed ones."""
+        self.db.execute("UPDATE devices SET online=0, status_time=? WHERE online=1", (time.time(),))
 
     def is_online(self, device_id: str) -> bool:
         """The recorded online flag (False for an unknown device)."""

@@ -15,7 +15,7 @@ SERVICE_ID = "smokeDetector"
 
 
 def command_action(device_id: str, command_name: str, body: Dict[str, Any]) -> Dict[str, Any]:
-    return {"type": "DEVICE_CMD", "status": "active", "deviceId": device_id,
+    return {"type": "DEVICE_CMD", "status": "enable", "deviceId": device_id,
             "command": {"serviceId": SERVICE_ID, "commandName": command_name, "commandBody": body}}
 
 

@@ -49,6 +49,7 @@ class ConnectAuthInfo:
         self._max_buffer_message: int = 0
         self._inflight_messages: int = 20
         self._auto_report_device_info: bool = False
+        self._keep_process_alive: bool = True
         # durable offline queue and half-open link detection
         self._offline_queue_path: Optional[str] = None
         self._offline_queue_max: Optional[int] = None
@@ -75,21 +76,32 @@ class ConnectAuthInfo:
     bs_timeout = rw("_bs_timeout", "Seconds to wait for the bootstrap answer (None = 10).")
     check_timestamp = rw("_check_timestamp", '"1": platform checks the client-id timestamp; "0": it does not.')
     reconnect_on_failure = rw("_reconnect_on_failure", "Reconnect automatically after a lost connection.")
-    min_backoff = rw("_min_backoff", "Smallest reconnect delay, milliseconds.")
-    max_backoff = rw("_max_backoff", "Largest reconnect delay, milliseconds.")
+    min_backoff = rw("_min_backoff", "Smallest reconnect delay, milliseconds (the first retry after a link that "
+                                     "was up waits 1-1.5 x this).")
+    max_backoff = rw("_max_backoff", "Largest reconnect delay, milliseconds (reached only after consecutive "
+                                     "failed attempts).")
     enable_rule_manage = rw("_enable_rule_manage", "Run device-side rules.")
     max_buffer_message = rw("_max_buffer_message",
                             "Offline publish buffer size (0 = disabled: offline publishes fail at once). "
                             "When full, the OLDEST message is dropped and its listener told on_failure.")
     inflight_messages = rw("_inflight_messages", "Max QoS 1 messages in flight (paho max_inflight_messages).")
     auto_report_device_info = rw("_auto_report_device_info",
-                                 "Publish the ``$sdk_info`` event after every successful connect.")
+                                 "Publish the ``$sdk_info`` event (empty versions) once, before a successful "
+                                 "``connect()`` returns (or on the first background connection), unless the "
+                                 "application already called ``report_device_info``: its report always wins.")
+
+    keep_process_alive = rw("_keep_process_alive",
+                            "True (default, as upstream): a connected device keeps the Python process alive "
+                            "until ``close()``/``destroy()``, so a program whose main returns after "
+                            "``connect()`` goes on answering. False: the SDK's threads are all daemons and the "
+                            "process ends when the application's own threads do.")
 
     offline_queue_path = rw("_offline_queue_path",
-                            "sqlite3 file that keeps the offline buffer on disk (None = memory only). Buffered "
-                            "messages survive a crash and are sent first, in order, by the next process using "
-                            "the same file. Bounded by ``offline_queue_max``; ``max_buffer_message`` is then "
-                            "not used. See doc/reliability.md.")
+                            "sqlite3 file of the outbox (None = memory only): every QoS 1 message is written "
+                            "there before it is sent and removed after its PUBACK, as is every buffered message; "
+                            "after a crash of the process the next process using the same file sends them all "
+                            "again, first and in order (at least once). Bounded by ``offline_queue_max``; "
+                            "``max_buffer_message`` is then not used. See doc/reliability.md.")
     offline_queue_max = rw("_offline_queue_max",
                            "Bound of the durable offline queue (None = 10000). When full, the OLDEST message is "
                            "dropped, removed from the file and its listener/handle failed (buffer_overflow).")

@@ -35,6 +35,7 @@ from iot_device_sdk_python.transport import arg_check as _chk
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
 from iot_device_sdk_python.transport.mqtt.mqtt_connection import MqttConnection
+from iot_device_sdk_python.transport.process_keeper import ProcessKeeper
 from iot_device_sdk_python.transport.publish_handle import PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
@@ -53,7 +54,8 @@ _SYSTEM_DOWN_KINDS = {topics.MESSAGES_DOWN, topics.COMMAND, topics.PROPERTIES_SE
 
 
 class _AutoReportInfoListener(ConnectListener):
-    """Publishes ``$sdk_info`` after every successful connect when ``auto_report_device_info`` is on."""
+    """``auto_report_device_info`` when the first connection came from the background reconnect (``connect()``
+    had already returned a failure); a ``connect()`` that succeeds sends it itself, before it returns."""
 
     def __init__(self, client: "DeviceClient"):
         self._client = client
@@ -62,8 +64,7 @@ class _AutoReportInfoListener(ConnectListener):
         pass
 
     def connect_complete(self, reconnect: bool, server_uri: str):
-        if self._client._connect_auth_info.auto_report_device_info:
-            self._client.report_device_info(DeviceBaseInfo())
+        self._client._auto_report_device_info()
 
 
 #: CONNACK codes meaning "these credentials are not accepted" (bad user name or password, not authorized)
@@ -97,6 +98,10 @@ class DeviceClient(RawMessageListener):
         self._rule_action_handler = None
         self._custom_topic_listeners: List[Tuple[str, Any]] = []
         self._uplink: Tuple[Any, str, str] = (None, "", "")  # (device id, properties/report, messages/up)
+        # the automatic $sdk_info report goes once, and never after the application's own report_device_info
+        # (it carries empty versions and would overwrite the application's on the platform)
+        self._device_info_sent = False
+        self._keeper = ProcessKeeper(f"iot-keep-process-{connect_auth_info.id}")
         self._connection.add_connect_listener(_AutoReportInfoListener(self))
 
     # ---- validation -------------------------------------------------------------------------------
@@ -180,6 +185,24 @@ class DeviceClient(RawMessageListener):
         result is returned. Credentials from a fresh provisioning that IoTDA refuses are returned as is (no
         second provisioning). A failed provisioning returns -1 (-2 for a local configuration error) and sets
         ``last_bootstrap_error``; ``bs_force`` still forces provisioning on every connect."""
+        rc = self._connect()
+        if rc == 0:
+            # before connect() returns (as upstream): queued ahead of anything the application reports next
+            self._auto_report_device_info()
+        retrying = self._connection._reconnect_thread is not None  # connects later in the background
+        if (rc == 0 or retrying) and self._connect_auth_info.keep_process_alive is not False:
+            self._keeper.hold()  # until close()/destroy(), as upstream's non-daemon network thread did
+        return rc
+
+    def _auto_report_device_info(self) -> None:
+        """Send ``$sdk_info`` with empty versions once, when ``auto_report_device_info`` is on and the
+        application has not reported its own device info yet."""
+        if not self._connect_auth_info.auto_report_device_info or self._device_info_sent:
+            return
+        self._device_info_sent = True
+        self._report_device_info(DeviceBaseInfo(), None)
+
+    def _connect(self) -> int:
         auth = self._connect_auth_info
         if auth.bs_mode not in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP,
                                 ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
@@ -226,14 +249,16 @@ class DeviceClient(RawMessageListener):
         return result
 
     def close(self):
-        """Close the connection (no reconnect)."""
+        """Close the connection (no reconnect); the process is no longer kept alive for this device."""
         self._connection.close()
+        self._keeper.release()
 
     def _shutdown(self):
         """SDK use (``destroy``): let queued callbacks finish (bounded), close, stop the dispatcher."""
         self._dispatcher.wait_idle(2.0)
         self._connection.close()
         self._dispatcher.stop()
+        self._keeper.release()
 
     def _get_connection(self) -> MqttConnection:
         """The underlying :class:`MqttConnection` (tests and diagnostics)."""
@@ -461,7 +486,13 @@ class DeviceClient(RawMessageListener):
         return self._connection.publish_message(raw_message, listener)
 
     def report_device_info(self, device_info: DeviceBaseInfo, listener: Optional[ActionListener] = None) -> PublishHandle:
-        """Publish the ``$sdk_info``/``sdk_info_report`` event with this SDK's version and the device's."""
+        """Publish the ``$sdk_info``/``sdk_info_report`` event with this SDK's version and the device's.
+
+        After this call the automatic report (``auto_report_device_info``) is no longer sent."""
+        self._device_info_sent = True
+        return self._report_device_info(device_info, listener)
+
+    def _report_device_info(self, device_info: DeviceBaseInfo, listener: Optional[ActionListener]) -> PublishHandle:
         event = DeviceEvent()
         event.service_id = "$sdk_info"
         event.event_type = "sdk_info_report"
@@ -494,7 +525,26 @@ class DeviceClient(RawMessageListener):
         if handler is None:
             _logger.warning("no listener for inbound topic %s; message ignored", topic)
             return
-        handler(message)
+        try:
+            handler(message)
+        except Exception as exc:  # decoding or routing failed past the parser: still answer the request
+            _logger.warning("downlink on %s could not be handled (%s); answering with an error",
+                            topic, type(exc).__name__)
+            self._answer_error(info.kind, topics.request_id_of(topic), "downlink could not be decoded")
+
+    def _answer_error(self, kind: str, request_id: Optional[str], text: str) -> None:
+        """The error response of a request kind (commands, property set/get); nothing for the others."""
+        if not request_id:
+            return
+        try:
+            if kind == topics.COMMAND:
+                self.respond_command(request_id, _error_rsp(text))
+            elif kind == topics.PROPERTIES_SET:
+                self.respond_properties_set(request_id, IotResult(1, text))
+            elif kind == topics.PROPERTIES_GET:
+                self.respond_properties_get(request_id, [])
+        except Exception:
+            _logger.debug("error response for %s not sent", request_id, exc_info=True)
 
     @staticmethod
     def _safe(fn, *args) -> bool:
@@ -506,11 +556,15 @@ class DeviceClient(RawMessageListener):
             return False
 
     def _parse(self, message: RawMessage, what: str) -> Optional[dict]:
+        """The payload as a JSON object, or None after one log line (whatever the parser raised: the
+        caller then answers with an error response when the request has an id)."""
         try:
             return codec.loads_object(message.payload)
         except ValueError as exc:
             _logger.warning("malformed %s on %s: %s", what, message.topic, exc)
-            return None
+        except Exception as exc:  # untrusted input must never leave a request unanswered
+            _logger.warning("undecodable %s on %s: %s", what, message.topic, type(exc).__name__)
+        return None
 
     def _is_own(self, device_id: Optional[str]) -> bool:
         return not device_id or device_id == self.get_device_id()
@@ -592,7 +646,8 @@ class DeviceClient(RawMessageListener):
         obj = self._parse(message, "property set")
         services_json = obj.get("services") if obj is not None else None
         if not isinstance(services_json, list) or not all(isinstance(s, dict) for s in services_json):
-            _logger.warning("property set %s without a valid 'services' list", request_id)
+            if obj is not None:  # an undecodable payload was logged by _parse already: one line per downlink
+                _logger.warning("property set %s without a valid 'services' list", request_id)
             self.respond_properties_set(request_id, IotResult(1, "invalid property set payload"))
             return
         services = []

@@ -36,7 +36,8 @@ def dumps_bytes(obj: Any) -> bytes:
 def loads_object(payload: Any) -> dict:
     """Parse a payload (bytes or str) that must be a JSON object.
 
-    Raises ``ValueError`` with a short reason when it is not UTF-8, not JSON or not an object.
+    Raises ``ValueError`` with a short reason when it is not UTF-8, not JSON, nested too deeply for the
+    parser (``RecursionError`` inside ``json``) or not an object.
     """
     if isinstance(payload, (bytes, bytearray, memoryview)):
         try:
@@ -49,6 +50,8 @@ def loads_object(payload: Any) -> dict:
         obj = json.loads(payload) if payload else None
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload is not JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:  # e.g. {"paras": [[[[...]]]]} 100,000 levels deep: untrusted input, not a bug
+        raise ValueError("payload JSON is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ValueError(f"payload JSON is {type(obj).__name__}, expected an object")
     return obj

@@ -323,7 +323,7 @@ class RuleManageService(AbstractService):
         self._fire(rule, "timer")
 
     def _fire(self, rule: RuleInfo, source: str) -> None:
-        actions = [a for a in rule.actions if (a.status or STATUS_ACTIVE) != STATUS_INACTIVE]
+        actions = [a for a in rule.actions if a.is_enabled()]
         _logger.info("device rule %s fired (%s): %d action(s)", rule.rule_id, source, len(actions))
         if actions:
             self._dispatch(actions)

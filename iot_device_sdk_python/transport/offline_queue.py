@@ -1,14 +1,15 @@
 """A durable offline queue (sqlite3 file) and the buffer metrics of a connection.
 
-Why: the in-memory offline buffer dies with the process. With ``ConnectAuthInfo.offline_queue_path``
-set, every message that enters the offline buffer (published while offline, or in flight when the link
-dropped) is also written to this file and removed only when the broker acknowledged it (PUBACK for QoS 1,
-written for QoS 0) or when it is dropped as the oldest of a full queue. A new process opening the same file
-sends the survivors first, in their original order. Delivery is at least once: a message acknowledged
-just before a crash may be sent again.
+Why: memory dies with the process. With ``ConnectAuthInfo.offline_queue_path`` set, every QoS 1 message
+is written to this file before it is sent (``transport.outbox``), as is every message that enters the
+offline buffer, and removed only when the broker acknowledged it (PUBACK for QoS 1, written for QoS 0) or
+when it is dropped as the oldest of a full queue. A new process opening the same file sends the survivors
+first, in their original order. Delivery is at least once: a message acknowledged just before a crash may
+be sent again.
 
-Durability: WAL journal with ``synchronous=NORMAL``; a committed row survives a crash of the process
-(SIGKILL, exception); after a power loss the last few commits may be missing.
+Durability: WAL journal with ``synchronous=NORMAL``: a commit is in the WAL file (the OS page cache) when
+it returns, so it survives a crash or SIGKILL of the process; after a power loss or OS crash the last
+commits may be missing (``synchronous=FULL`` would be needed for that, at an fsync per commit).
 """
 from __future__ import annotations
 
@@ -58,6 +59,16 @@ class BufferMetrics:
         return asdict(self)
 
 
+def _as_bytes(payload: Union[str, bytes, bytearray, None, int, float]) -> bytes:
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if payload is None:
+        return b""
+    if isinstance(payload, (int, float)):
+        return str(payload).encode("ascii")
+    return bytes(payload)
+
+
 class DurableOfflineQueue:
     """The sqlite3 file behind a durable offline buffer. Thread-safe; every call commits at once."""
 
@@ -91,14 +102,7 @@ class DurableOfflineQueue:
 
     def add(self, seq: int, topic: str, payload: Union[str, bytes, bytearray, None], qos: int) -> Optional[int]:
         """Store one message; returns its row id (None when the file cannot be written: logged)."""
-        if isinstance(payload, str):
-            data = payload.encode("utf-8")
-        elif payload is None:
-            data = b""
-        elif isinstance(payload, (int, float)):
-            data = str(payload).encode("ascii")
-        else:
-            data = bytes(payload)
+        data = _as_bytes(payload)
         with self._lock:
             if self._db is None:
                 return None
@@ -110,6 +114,33 @@ class DurableOfflineQueue:
                 _logger.error("offline queue %s: cannot store a message (%s); it is kept in memory only",
                               self.path, exc)
                 return None
+
+    def write_batch(self, rows: List[Tuple[int, str, Union[str, bytes, bytearray, None], int]],
+                    deletes: List[int]) -> List[Optional[int]]:
+        """Store ``rows`` (``(seq, topic, payload, qos)``) and delete the rows ``deletes`` in ONE transaction;
+        returns the new row ids in order (all None when the file cannot be written: logged, the messages are
+        then kept in memory only)."""
+        data = [(int(seq), topic, sqlite3.Binary(_as_bytes(payload)), int(qos)) for seq, topic, payload, qos in rows]
+        with self._lock:
+            if self._db is None:
+                return [None] * len(data)
+            db = self._db
+            try:
+                db.execute("BEGIN")
+                ids = [db.execute("INSERT INTO offline_queue (seq, topic, payload, qos) VALUES (?, ?, ?, ?)",
+                                  row).lastrowid for row in data]
+                if deletes:
+                    db.executemany("DELETE FROM offline_queue WHERE id = ?", [(r,) for r in deletes])
+                db.execute("COMMIT")
+                return ids
+            except sqlite3.Error as exc:  # disk full, file removed
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                _logger.error("offline queue %s: cannot write %d message(s) / delete %d row(s) (%s); those "
+                              "messages are kept in memory only", self.path, len(data), len(deletes), exc)
+                return [None] * len(data)
 
     def remove(self, row_id: Optional[int]) -> None:
         """Forget one stored message (sent or dropped)."""

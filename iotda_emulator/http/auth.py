@@ -8,8 +8,9 @@ The official SDKs (``huaweicloudsdkcore`` ``BasicCredentials(ak, sk)``) sign eac
   re-encoded segment by segment (RFC 3986 unreserved characters and ``~`` kept) with a trailing ``/``;
   the canonical query is the ``key=value`` pairs sorted and encoded the same way, joined by ``&``;
   the canonical headers are ``name:value`` (lower-case name, trimmed value) for every signed header,
-  each followed by a newline; the body hash is the value of ``X-Sdk-Content-Sha256`` when present
-  (``UNSIGNED-PAYLOAD``) and the hash of the empty string for an empty body;
+  each followed by a newline; the body hash is hex(SHA-256) of the body (of the empty string for an empty
+  body). The client-side signer uses ``X-Sdk-Content-Sha256`` instead when present (``UNSIGNED-PAYLOAD``
+  for non-JSON content); that header is not signed, so the server always hashes the body it received;
 * string to sign = ``SDK-HMAC-SHA256 \\n X-Sdk-Date \\n hex(SHA-256(canonical request))``;
 * signature = ``hex(HMAC-SHA256(SK, string to sign))``;
 * header ``Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b;c, Signature=hex``.
@@ -105,10 +106,13 @@ def canonical_request(method: str, raw_path: str, raw_query: str, headers: Mappi
         if value is None:
             raise AuthError(f"signed header {name!r} is missing from the request")
         lines.append(f"{name}:{value}")
-    if not body:
-        body_hash = EMPTY_SHA256
-    else:
-        body_hash = _header_value(headers, CONTENT_HASH_HEADER) or hashlib.sha256(body).hexdigest()
+    # The hash is always that of the body received: X-Sdk-Content-Sha256 is not itself signed, so trusting it
+    # would let a captured request be replayed with another body. A client that claimed UNSIGNED-PAYLOAD (the
+    # official SDK does so only for non-JSON content, which no emulated API takes) therefore fails to verify.
+    body_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+    claimed = _header_value(headers, CONTENT_HASH_HEADER)
+    if body and claimed is not None and claimed.lower() != body_hash:
+        raise AuthError(f"{CONTENT_HASH_HEADER} does not match the body received (unsigned payloads are refused)")
     return "\n".join([method.upper(), canonical_uri(raw_path), canonical_query(raw_query),
                       "\n".join(lines) + "\n", ";".join(signed_headers), body_hash])
 

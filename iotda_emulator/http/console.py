@@ -10,24 +10,41 @@
 Emulator calls that wait for a device (commands, property set/get) run in the IOLoop's executor so the
 HTTP server keeps serving while a device takes its time to answer.
 
-State-changing endpoints accept only ``application/json`` bodies and refuse a foreign ``Origin``: a web page
-from another site cannot drive local devices through a browser that happens to have the console open
-(a cross-site JSON POST needs a CORS pre-flight, which this server never grants).
+State-changing endpoints accept only ``application/json`` bodies; the server's request guard
+(:mod:`iotda_emulator.http.guard`) refuses a foreign ``Host`` or ``Origin`` first: a web page from another
+site cannot drive local devices through a browser that happens to have the console open (a cross-site JSON
+POST needs a CORS pre-flight, which this server never grants).
+
+When the emulator has application keys (``Emulator.app_keys``), the JSON API needs the same credentials as
+the REST API: a session from ``/console/login`` (access key + secret key; an ``HttpOnly``, ``SameSite=Strict``
+cookie) or an ``SDK-HMAC-SHA256`` signed request. Without keys (the default) the console is open to local
+clients, and the trace it serves has secrets, tokens and presigned URLs masked (:mod:`.redact`).
+
+Errors are JSON in IoTDA's shape ``{"error_code", "error_msg"}`` plus ``error`` (a short kind) and
+``message`` for the page.
 """
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import hmac
 import logging
+import math
 import os
-from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urlsplit
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import tornado.web
 from tornado import httputil
 from tornado.ioloop import IOLoop
 
-from iot_device_sdk_python.protocol import codec, topics
+from iotda_emulator.http import auth, validate
+from iotda_emulator.http.redact import redact_text
+from iotda_emulator.protocol import codec, topics
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +54,60 @@ WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TRACE_LIMIT = 500
 #: Longest wait a console user may ask for on a command / property call (seconds).
 MAX_TIMEOUT = 120.0
+#: Name of the login session cookie (used only when the emulator has application keys).
+SESSION_COOKIE = "iotda_console_session"
+#: Lifetime of a login session (seconds) and the most sessions kept (the oldest go first).
+SESSION_TTL = 12 * 3600.0
+MAX_SESSIONS = 256
+#: IoTDA error codes of the console's answers by HTTP status (IoTDA's shape; codes as the REST API uses them).
+_ERROR_CODES = {401: "APIGW.0301", 404: "IOTDA.014000", 409: "IOTDA.014016", 504: "IOTDA.014111"}
+
+
+def _digest(secret_key: str) -> bytes:
+    return hashlib.sha256(secret_key.encode("utf-8")).digest()
+
+
+class ConsoleSessions:
+    """Console logins: random session tokens mapped to the access key that opened them.
+
+    A session stays valid while its access key is still configured with the same secret key (keys may be
+    changed at run time) and for at most :data:`SESSION_TTL`. Only a digest of the secret key is kept.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: "OrderedDict[str, Tuple[str, bytes, float]]" = OrderedDict()
+
+    def open(self, access_key: str, secret_key: str) -> str:
+        """A new session token for a verified key pair."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[token] = (access_key, _digest(secret_key), time.monotonic() + SESSION_TTL)
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        return token
+
+    def valid(self, token: Optional[str], app_keys: Mapping[str, str]) -> bool:
+        """Whether ``token`` is a live session of a key pair still in ``app_keys``."""
+        if not token:
+            return False
+        with self._lock:
+            entry = self._sessions.get(token)
+            if entry is not None and entry[2] < time.monotonic():
+                del self._sessions[token]
+                entry = None
+        if entry is None:
+            return False
+        secret_key = app_keys.get(entry[0])
+        return secret_key is not None and hmac.compare_digest(_digest(secret_key), entry[1])
+
+    def close(self, token: Optional[str]) -> None:
+        with self._lock:
+            self._sessions.pop(token or "", None)
+
+
+def _app_keys(emulator: Any) -> Mapping[str, str]:
+    return getattr(emulator, "app_keys", None) or {}
 
 
 class ConsoleError(Exception):
@@ -94,8 +165,11 @@ def _payload_view(payload: Any) -> tuple:
 
 
 def trace_entry_json(entry: Any) -> dict:
-    """One :class:`TraceEntry` as the JSON the page shows (payload decoded, never interpreted as HTML)."""
+    """One :class:`TraceEntry` as the JSON the page shows (payload decoded and redacted, never interpreted
+    as HTML)."""
     payload, encoding = _payload_view(getattr(entry, "payload", b""))
+    if encoding == "utf-8":
+        payload = redact_text(payload)    # served over HTTP: no secrets, tokens or presigned URLs
     out = {
         "time": float(getattr(entry, "time", 0.0) or 0.0),
         "device_id": getattr(entry, "device_id", None),
@@ -118,9 +192,14 @@ def trace_entry_json(entry: Any) -> dict:
 class _ApiHandler(tornado.web.RequestHandler):
     """Common JSON plumbing: body parsing, CSRF guard, error mapping, executor calls."""
 
-    def initialize(self, emulator: Any, executor: Any = None) -> None:  # noqa: D401 - tornado hook
+    #: Reachable without a login when the emulator has application keys (the login endpoints).
+    public = False
+
+    def initialize(self, emulator: Any, executor: Any = None,  # noqa: D401 - tornado hook
+                   sessions: Optional[ConsoleSessions] = None) -> None:
         self.emulator = emulator
         self.executor = executor
+        self.sessions = sessions if sessions is not None else ConsoleSessions()
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -128,17 +207,31 @@ class _ApiHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def check_xsrf_cookie(self) -> None:
-        """The Origin / content-type guard below replaces tornado's cookie-based XSRF check."""
+        """The server's guard (host, origin, content type) and the SameSite cookie replace tornado's XSRF check."""
 
     def prepare(self) -> None:
+        keys = _app_keys(self.emulator)
+        if keys and not self.public and not self.authenticated(keys):
+            raise ConsoleError(401, "unauthorized",
+                               "log in at /console/login (or sign the request with an application key)")
         if self.request.method in ("POST", "PUT", "DELETE", "PATCH"):
-            origin = self.request.headers.get("Origin")
-            if origin and origin != "null":
-                if urlsplit(origin).netloc.lower() != (self.request.host or "").lower():
-                    raise ConsoleError(403, "forbidden", "cross-origin request refused")
             ctype = self.request.headers.get("Content-Type", "")
             if self.request.body and not ctype.lower().startswith("application/json"):
                 raise ConsoleError(415, "bad_request", "send the body as application/json")
+
+    def authenticated(self, keys: Mapping[str, str]) -> bool:
+        """A live login session, or an ``SDK-HMAC-SHA256`` signature by one of ``keys``."""
+        if self.sessions.valid(self.get_cookie(SESSION_COOKIE), keys):
+            return True
+        if not self.request.headers.get("Authorization"):
+            return False
+        try:
+            auth.verify_request(self.request.method, self.request.path, self.request.query,
+                                self.request.headers, self.request.body or b"", keys)
+        except auth.AuthError as exc:
+            logger.info("console: refused %s %s: %s", self.request.method, self.request.path, exc)
+            return False
+        return True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -148,7 +241,7 @@ class _ApiHandler(tornado.web.RequestHandler):
             return {}
         try:
             return codec.loads_object(self.request.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ConsoleError(400, "bad_request", f"body: {exc}") from None
 
     def send_json(self, obj: Any, status: int = 200) -> None:
@@ -191,12 +284,19 @@ class _ApiHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         expected = self._expected(exc)
         if expected is not None:
-            self.set_status(expected[0])
+            status = expected[0]
             message = exc.message if isinstance(exc, ConsoleError) else (str(exc) or expected[1])
-            self.finish(codec.dumps({"error": expected[1], "message": message}))
+            self.set_status(status)
+            self.finish(codec.dumps(error_json(status, expected[1], message)))
             return
-        self.finish(codec.dumps({"error": "internal" if status_code >= 500 else "http_error",
-                                 "message": httputil.responses.get(status_code, "error")}))
+        self.finish(codec.dumps(error_json(status_code, "internal" if status_code >= 500 else "http_error",
+                                           httputil.responses.get(status_code, "error"))))
+
+
+def error_json(status: int, error: str, message: str) -> dict:
+    """A console error body: IoTDA's ``error_code``/``error_msg`` plus the page's ``error``/``message``."""
+    code = _ERROR_CODES.get(status) or ("IOTDA.000001" if status >= 500 else "IOTDA.000006")
+    return {"error_code": code, "error_msg": message, "error": error, "message": message}
 
 
 def _timeout_arg(value: Any) -> Optional[float]:
@@ -293,6 +393,9 @@ class MessageHandler(_ApiHandler):
         if not isinstance(payload, (str, dict)):
             raise ConsoleError(400, "bad_request", "payload must be a string or a JSON object")
         topic = _require_str(body, "topic", optional=True)
+        problem = validate.topic_field_error("topic", topic)
+        if problem is not None:
+            raise ConsoleError(400, "bad_request", problem)
         name = _require_str(body, "name", optional=True)
         qos = body.get("qos", 1)
         if qos not in (0, 1):
@@ -361,13 +464,8 @@ class TraceHandler(_ApiHandler):
         direction = self.get_query_argument("direction", None) or None
         if direction not in (None, "up", "down"):
             raise ConsoleError(400, "bad_request", "direction must be up or down")
-        try:
-            after = float(self.get_query_argument("after", "0") or 0)
-            limit = int(self.get_query_argument("limit", str(TRACE_LIMIT)) or TRACE_LIMIT)
-        except ValueError:
-            raise ConsoleError(400, "bad_request", "after and limit must be numbers") from None
-        limit = max(1, min(limit, TRACE_LIMIT))
-        cursor = int(after)
+        cursor = _count_arg(self.get_query_argument("after", None), "after", 0)
+        limit = max(1, min(_count_arg(self.get_query_argument("limit", None), "limit", TRACE_LIMIT), TRACE_LIMIT))
         # the newest limit+1 entries after the cursor: one more than shown tells the page it missed some
         entries = await self.blocking(self.emulator.core.trace, device_id, direction, None, since_id=cursor,
                                       limit=limit + 1, newest=True)
@@ -375,6 +473,19 @@ class TraceHandler(_ApiHandler):
         entries = entries[-limit:]
         self.send_json({"entries": [trace_entry_json(e) for e in entries],
                         "cursor": entries[-1].id if entries else cursor, "truncated": truncated})
+
+
+def _count_arg(raw: Optional[str], name: str, default: int) -> int:
+    """A non-negative whole number query argument (``12`` or ``12.0``); 400 for anything else (inf, nan, -1...)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or value != int(value) or value > 2 ** 63 - 1:
+        raise ConsoleError(400, "bad_request", f"{name} must be a whole number >= 0")
+    return int(value)
 
 
 def _ota_service(emulator: Any) -> Any:
@@ -407,11 +518,58 @@ class OtaHandler(_ApiHandler):
                         "packages": packages if isinstance(packages, list) else []})
 
 
-class PageHandler(tornado.web.RequestHandler):
-    """``GET /console``: the page itself, with a strict Content-Security-Policy (no inline script)."""
+class LoginHandler(_ApiHandler):
+    """``POST /console/api/login`` ``{access_key, secret_key}``: opens a session (when app keys are set).
 
-    def get(self) -> None:
-        with open(os.path.join(WEB_DIR, "index.html"), "rb") as fh:
+    Answers ``{"login_required": bool}``; a wrong pair is a 401. The cookie is ``HttpOnly`` and
+    ``SameSite=Strict`` (``Secure`` over HTTPS) and only carries a random session token.
+    """
+
+    public = True
+
+    def post(self) -> None:
+        keys = _app_keys(self.emulator)
+        if not keys:
+            self.send_json({"login_required": False})
+            return
+        body = self.body_object()
+        access_key = body.get("access_key")
+        secret_key = body.get("secret_key")
+        expected = keys.get(access_key) if isinstance(access_key, str) else None
+        if expected is None or not isinstance(secret_key, str) or \
+                not hmac.compare_digest(_digest(expected), _digest(secret_key)):
+            logger.info("console: login refused")
+            raise ConsoleError(401, "unauthorized", "wrong access key or secret key")
+        token = self.sessions.open(access_key, secret_key)
+        self.set_cookie(SESSION_COOKIE, token, path="/console", httponly=True, samesite="Strict",
+                        secure=self.request.protocol == "https")
+        self.send_json({"login_required": True})
+
+
+class LogoutHandler(_ApiHandler):
+    """``POST /console/api/logout``: ends the session of the request's cookie."""
+
+    public = True
+
+    def post(self) -> None:
+        self.sessions.close(self.get_cookie(SESSION_COOKIE))
+        self.clear_cookie(SESSION_COOKIE, path="/console")
+        self.send_json({})
+
+
+class _HtmlHandler(tornado.web.RequestHandler):
+    """Pages: a strict Content-Security-Policy (no inline script); errors as the API's JSON."""
+
+    def initialize(self, emulator: Any = None, sessions: Optional[ConsoleSessions] = None) -> None:  # noqa: D401
+        self.emulator = emulator
+        self.sessions = sessions if sessions is not None else ConsoleSessions()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(codec.dumps(error_json(status_code, "http_error", httputil.responses.get(status_code, "error"))))
+
+    def send_page(self, name: str) -> None:
+        with open(os.path.join(WEB_DIR, name), "rb") as fh:
             body = fh.read()
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
@@ -423,23 +581,51 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish(body)
 
 
+class PageHandler(_HtmlHandler):
+    """``GET /console``: the page itself (a redirect to the login page when app keys are set and no session)."""
+
+    def get(self) -> None:
+        keys = _app_keys(self.emulator)
+        if keys and not self.sessions.valid(self.get_cookie(SESSION_COOKIE), keys):
+            self.redirect("/console/login")
+            return
+        self.send_page("index.html")
+
+
+class LoginPageHandler(_HtmlHandler):
+    """``GET /console/login``: access key / secret key form (posts to ``/console/api/login``)."""
+
+    def get(self) -> None:
+        self.send_page("login.html")
+
+
 class _StaticHandler(tornado.web.StaticFileHandler):
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(codec.dumps(error_json(status_code, "http_error", httputil.responses.get(status_code, "error"))))
+
 
 def console_routes(emulator: Any, executor: Any = None) -> List[tuple]:
     """Tornado routes ``(pattern, handler, kwargs)`` of the web console for ``emulator``.
 
-    Mount them on the emulator's HTTP application; they need no IoTDA authentication (local tool).
+    Mount them on the emulator's HTTP application. With ``emulator.app_keys`` set the JSON API needs a login
+    session or a signed request (module docstring); otherwise it is open to local clients.
     ``executor`` (a ``concurrent.futures.Executor``, or a callable returning one, or None for the
     IOLoop's default) runs the blocking emulator calls.
     """
-    kw = {"emulator": emulator, "executor": executor}
+    sessions = ConsoleSessions()
+    kw = {"emulator": emulator, "executor": executor, "sessions": sessions}
+    page_kw = {"emulator": emulator, "sessions": sessions}
     dev = r"/console/api/devices/([A-Za-z0-9_\-]{1,128})"
     return [
-        (r"/console/?", PageHandler),
+        (r"/console/?", PageHandler, page_kw),
+        (r"/console/login/?", LoginPageHandler, page_kw),
+        (r"/console/api/login/?", LoginHandler, kw),
+        (r"/console/api/logout/?", LogoutHandler, kw),
         (r"/console/static/(.*)", _StaticHandler, {"path": WEB_DIR}),
         (r"/console/api/devices/?", DevicesHandler, kw),
         (dev + r"/?", DeviceHandler, kw),

@@ -26,10 +26,10 @@ from typing import Any, Callable, Dict, List, Optional
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from iot_device_sdk_python.protocol import codec
+from iotda_emulator.protocol import codec
 from iotda_emulator import errors
 from iotda_emulator.core import check_device_secret
-from iotda_emulator.http import auth
+from iotda_emulator.http import auth, validate
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,15 @@ def device_offline(device_id: str) -> ApiError:
 
 def device_exists(device_id: str) -> ApiError:
     return ApiError(409, "IOTDA.014001", f"The device already exists. device_id={device_id}")
+
+
+# IOTDA.013xxx are product (model) errors; the exact codes for "not found"/"exists" are not in our spec (doc/emulator.md).
+def product_not_found(product_id: str) -> ApiError:
+    return ApiError(404, "IOTDA.013000", f"The product does not exist. product_id={product_id}")
+
+
+def product_exists(product_id: str) -> ApiError:
+    return ApiError(409, "IOTDA.013001", f"The product already exists. product_id={product_id}")
 
 
 TIMEOUT_CODE = "IOTDA.014111"
@@ -156,10 +165,15 @@ class BaseApiHandler(tornado.web.RequestHandler):
         body = self.request.body or b""
         if not body.strip():
             raise bad_format("The request body is empty.")
+        media = self.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise ApiError(415, "IOTDA.000006", "Invalid input data. Send the body as application/json.")
         try:
             obj = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise bad_format(f"The body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise bad_format("The body is nested too deeply.") from None
         if not isinstance(obj, dict):
             raise bad_format("The body must be a JSON object.")
         return obj
@@ -260,8 +274,10 @@ def _device_view(record: dict, online: bool, *, full: bool, versions: Optional[d
     gateway_id = record.get("gateway_id") or None
     if record.get("frozen"):
         status = "FROZEN"
-    else:
-        status = "ONLINE" if online else "OFFLINE"
+    elif online:
+        status = "ONLINE"
+    else:   # IoTDA: INACTIVE until the device first connects, OFFLINE after
+        status = "OFFLINE" if record.get("active_time") else "INACTIVE"
     view = {
         "app_id": record.get("app_id") or "emulator_app",
         "app_name": record.get("app_name") or "DefaultApp",
@@ -287,8 +303,8 @@ def _device_view(record: dict, online: bool, *, full: bool, versions: Optional[d
             "auth_info": {"auth_type": auth_type, "secret": record.get("secret"),
                           "fingerprint": record.get("fingerprint"), "secure_access": False, "timeout": 0},
             "create_time": _event_time(record.get("created")),
-            "connection_status_update_time": None,
-            "active_time": None,
+            "connection_status_update_time": _event_time(record.get("status_time")),
+            "active_time": _event_time(record.get("active_time")),
             "modules": [],
             "extension_info": record.get("extension_info"),
         })
@@ -317,6 +333,15 @@ def _opt_str(body: dict, key: str, *, max_len: int = 256, pattern: Optional[re.P
     if pattern is not None and not pattern.fullmatch(value):
         raise bad_request(f"'{key}' may contain only letters, digits, '_' and '-'.")
     return value
+
+
+def _tell_gateway(emulator: Any, gateway_id: str) -> None:
+    """A child of ``gateway_id`` was added or deleted over REST: IoTDA notifies the gateway (add/delete
+    sub-device notify with the list version). The device change itself stands even when this fails."""
+    try:
+        emulator.service("$sub_device_manager").registry_changed(gateway_id)
+    except Exception:  # noqa: BLE001 - logged once; the REST call already succeeded
+        log.exception("sub-device change of gateway %s not recorded", gateway_id)
 
 
 # ---- devices --------------------------------------------------------------------------------------
@@ -352,6 +377,8 @@ class DevicesHandler(BaseApiHandler):
                 for s in shadow):
             raise bad_request("'shadow' is a list of {service_id, desired}.")
         effective_id = device_id or f"{product_id}_{node_id}"
+        if not await self.call(self.emulator.get_product, product_id):
+            raise product_not_found(product_id)
         if await self.call(self.emulator.get_device, effective_id):
             raise device_exists(effective_id)
         if gateway_id and gateway_id != effective_id and not await self.call(self.emulator.get_device, gateway_id):
@@ -367,6 +394,8 @@ class DevicesHandler(BaseApiHandler):
             raise bad_request(str(exc)) from None
         except ValueError as exc:
             raise bad_request(str(exc)) from None
+        if record.get("gateway_id"):
+            await self.call(_tell_gateway, self.emulator, record["gateway_id"])
         for entry in shadow:
             try:
                 await self.call(self.emulator.set_desired, record["device_id"], entry["service_id"], entry["desired"])
@@ -423,11 +452,13 @@ class DeviceHandler(BaseApiHandler):
 
     @api
     async def delete(self, project_id: str, device_id: str) -> None:
-        await self.require_device(device_id)
+        record = await self.require_device(device_id)
         try:
             await self.call(self.emulator.delete_device, device_id)
         except errors.DeviceNotFound:
             raise device_not_found(device_id) from None
+        if record.get("gateway_id"):
+            await self.call(_tell_gateway, self.emulator, record["gateway_id"])
         self.reply(None, 204)
 
 
@@ -530,7 +561,7 @@ class MessagesHandler(BaseApiHandler):
         if "message" not in body or body.get("message") is None:
             raise bad_request("'message' is mandatory.")
         message = body["message"]
-        message_id = _opt_str(body, "message_id", max_len=100)
+        message_id = _opt_str(body, "message_id", max_len=100, pattern=_NAME_RE)
         name = _opt_str(body, "name", max_len=128)
         encoding = body.get("encoding") or "none"
         if encoding not in ("none", "base64"):
@@ -542,6 +573,18 @@ class MessagesHandler(BaseApiHandler):
         topic_full_name = _opt_str(body, "topic_full_name", max_len=128)
         if topic and topic_full_name:
             raise bad_request("Give either 'topic' or 'topic_full_name'.")
+        # topic is a suffix of $oc/devices/{gateway id}/user/; topic_full_name goes out unchanged (IoTDA does not
+        # check it against the product). Either way it must be a topic one can publish to.
+        for key, value in (("topic", topic), ("topic_full_name", topic_full_name)):
+            problem = validate.topic_field_error(key, value)
+            if problem is not None:
+                raise bad_request(problem)
+        if topic is not None and topic.startswith(("$", "/")):
+            raise bad_request("'topic' is the part after $oc/devices/{device_id}/user/.")
+        ttl = body.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 1440
+                                or ttl % 5):
+            raise bad_request("'ttl' is a number of minutes from 0 to 1440, a multiple of 5.")
         if len(self.request.body) > MAX_DOWNLINK:
             raise bad_request("The message exceeds 256 KB.")
         payload: Any = message
@@ -559,17 +602,18 @@ class MessagesHandler(BaseApiHandler):
         if props is not None and not isinstance(props, dict):
             raise bad_request("'properties' must be an object.")
         await self.require_device(device_id)
-        kwargs: Dict[str, Any] = {"topic": topic_full_name or topic, "qos": qos, "name": name,
-                                  "message_id": message_id, "standard": payload_format == "standard"}
+        kwargs: Dict[str, Any] = {"topic": topic, "topic_full_name": topic_full_name, "qos": qos, "name": name,
+                                  "message_id": message_id, "standard": payload_format == "standard",
+                                  "ttl_minutes": 1440 if ttl is None else ttl}
+        now = codec.event_time()
         try:
-            sent_id = await self.call(self.emulator.send_message, device_id, payload, **kwargs)
+            # the status says what happened to this message: published to a connected device, or cached
+            sent_id, status = await self.call(self.emulator.core.deliver_message, device_id, payload, **kwargs)
         except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
             raise _emulator_error(exc, device_id) from None
-        online = await self.call(self.emulator.is_online, device_id)
-        now = codec.event_time()
         self.reply({"message_id": sent_id or message_id,
-                    "result": {"status": "DELIVERED" if online else "PENDING", "created_time": now,
-                               "finished_time": now if online else None}}, 201)
+                    "result": {"status": status, "created_time": now,
+                               "finished_time": None if status == "PENDING" else codec.event_time()}}, 201)
 
 
 # ---- shadow ---------------------------------------------------------------------------------------
@@ -619,7 +663,7 @@ class NotFoundHandler(BaseApiHandler):
 
 def routes(server: Any) -> List[tuple]:
     """The REST routes, each handler initialised with the owning :class:`HttpServer`."""
-    from iotda_emulator.http import rest_services   # imports this module: loaded late
+    from iotda_emulator.http import rest_bootstrap, rest_products, rest_services   # they import this module
 
     kw = {"server": server}
     return [
@@ -630,4 +674,6 @@ def routes(server: Any) -> List[tuple]:
         (DEVICE + r"/properties/?", PropertiesHandler, kw),
         (DEVICE + r"/messages/?", MessagesHandler, kw),
         (DEVICE + r"/shadow/?", ShadowHandler, kw),
-    ] + rest_services.routes(server)   # OTA packages, batch tasks, device-side rules, device logs
+    ] + (rest_services.routes(server)      # OTA packages, batch tasks, device-side rules, device logs
+         + rest_products.routes(server)      # products and their custom topics
+         + rest_bootstrap.routes(server))    # IoTDP: registration groups, provisioning strategies

@@ -41,7 +41,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
-from iot_device_sdk_python.protocol import codec
+from iotda_emulator.protocol import codec, rules
 from iotda_emulator import errors
 from iotda_emulator.http.rest import (ApiError, BaseApiHandler, PREFIX, _event_time, api, bad_format, bad_request,
                                       device_not_found, device_offline)
@@ -560,7 +560,8 @@ def _device_action(action: Any, index: int) -> dict:
         body = {}
     if not isinstance(body, dict):
         raise bad_request(f"{where}.device_command.cmd.command_body must be an object.")
-    return {"type": "DEVICE_CMD", "status": "active",
+    # an action's status is enable/disable (the rule's own is active/inactive): iotda-protocol.md §3.8
+    return {"type": "DEVICE_CMD", "status": "enable",
             "deviceId": _str(command, "device_id", max_len=128, pattern=_ID_RE) or "",
             "command": {"serviceId": _str(cmd, "service_id", max_len=64) or "",
                         "commandName": _str(cmd, "command_name", required=True, max_len=128),
@@ -619,11 +620,10 @@ def _translate_rule(body: dict) -> Tuple[dict, dict, List[str]]:
                                         if c["type"] == "DEVICE_DATA" and c["deviceInfo"]["deviceId"]))
     if not device_ids:
         raise bad_request("device_side.device_ids is mandatory when no condition names a device.")
-    # The device's own parser is the judge of what it can run: refuse here what it would reject there.
-    from iot_device_sdk_python.rule.rule_parser import RuleParseError, parse_rule
+    # Refuse a rule whose device form is not one IoTDA would send (iotda-protocol.md §3.8).
     try:
-        parse_rule(dict(device_rule, ruleId="check", status="active"))
-    except RuleParseError as exc:
+        rules.validate_rule(dict(device_rule, ruleId="check"))
+    except rules.RuleError as exc:
         raise bad_request(f"The rule cannot run on a device: {exc}") from None
     iotda = {"name": name, "description": description, "rule_type": rule_type, "status": status,
              "app_id": _str(body, "app_id", max_len=36, pattern=_ID_RE),

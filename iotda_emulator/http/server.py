@@ -21,10 +21,19 @@ from tornado.netutil import bind_sockets
 
 from iotda_emulator.http import rest
 from iotda_emulator.http.console import console_routes
+from iotda_emulator.http.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 
 
+
+
+class _NoSniff(tornado.web.OutputTransform):
+    """``X-Content-Type-Options: nosniff`` on every answer, whichever handler (or error path) wrote it."""
+
+    def transform_first_chunk(self, status_code: int, headers: Any, chunk: bytes, finishing: bool) -> tuple:
+        headers["X-Content-Type-Options"] = "nosniff"
+        return status_code, headers, chunk
 
 
 def _quiet_log(handler: tornado.web.RequestHandler) -> None:
@@ -92,13 +101,19 @@ class HttpServer:
         routes: List[tuple] = list(rest.routes(self))
         routes.extend(self._service_routes())
         routes.extend(console_routes(self.emulator, executor=lambda: self.executor))  # page, static files, JSON API
-        return tornado.web.Application(
+        app = tornado.web.Application(
             routes,
             default_handler_class=rest.NotFoundHandler,
             default_handler_args={"server": self},
             log_function=_quiet_log,
             compress_response=False,
         )
+        app.add_transform(_NoSniff)
+        return app
+
+    def _host_names(self) -> List[Optional[str]]:
+        """Names a request's ``Host`` may carry besides localhost and IP literals (see :mod:`.guard`)."""
+        return [self.host, getattr(self.emulator, "advertise_host", None)]
 
     # ---- life cycle -----------------------------------------------------------------------------
     def start(self) -> "HttpServer":
@@ -127,12 +142,13 @@ class HttpServer:
             self._loop = loop
             try:
                 self.app = self.make_app()
-                server = HTTPServer(self.app, max_body_size=rest.MAX_BODY + 1024, xheaders=False)
+                # every request passes the guard first (host, origin, content type, body size: see guard.py)
+                guarded = RequestGuard(self.app, self._host_names, body_limit=rest.MAX_BODY + 1024)
+                server = HTTPServer(guarded, xheaders=False)
                 server.add_sockets(http_sockets)
                 self._servers.append(server)
                 if https_sockets:
-                    tls_server = HTTPServer(self.app, ssl_options=self.ssl_context,
-                                            max_body_size=rest.MAX_BODY + 1024)
+                    tls_server = HTTPServer(guarded, ssl_options=self.ssl_context)
                     tls_server.add_sockets(https_sockets)
                     self._servers.append(tls_server)
             except BaseException as exc:  # reported to start()'s caller

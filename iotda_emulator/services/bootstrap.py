@@ -1,7 +1,11 @@
 """The provisioning server (IoTDP "bootstrap", ``iotda-protocol.md`` §5) of the emulator.
 
-A second access front on its own TLS port (``emu.service("$bootstrap").port``; CA ``emu.ca_file``) with
-IoTDP's connection rules:
+A second access front, a service of its own: its own TLS listener on :attr:`BootstrapService.host` /
+:attr:`BootstrapService.port` (CA ``emu.ca_file``). On the cloud IoTDP (``iot-bs.<region>...:8883``) and IoTDA
+(``iot-mqtts.<region>...:8883``) differ by host name only; the emulator does the same when given a
+``bootstrap_host`` distinct from its IoTDA host (e.g. ``127.0.0.2`` next to ``127.0.0.1``): the bootstrap
+listener then takes the MQTTS port of IoTDA. On the same host (the default of the Python API) it takes a port
+of its own (``bootstrap_port``, 0 = any free one). Connection rules as IoTDP documents them:
 
 * pre-registered bootstrap devices (:meth:`BootstrapService.add_bootstrap_device`, secret or certificate),
   client id ``{device_id}_0_{sign_type}_{YYYYMMDDHH}``;
@@ -11,10 +15,17 @@ IoTDP's connection rules:
   ``{device_id}_0_{scope_id}``, no password, and a certificate issued by the group CA whose CN is the device id.
 
 On ``bootstrap/up`` the matching static policy is chosen (keyword from the payload's ``baseStrategyKeyword``
-or contained in the device name; lowest ``priority`` number first), the device is registered in the
-emulator's IoTDA registry (group-secret devices get a generated secret, returned as ``deviceSecret``) and
-``bootstrap/down`` carries ``{"address": "localhost:{mqtts_port}", ["initConfig"], ["deviceSecret"]}`` or
-``{"errorCode", "errorMsg"}``. :meth:`tamper_next_answer` makes the next answer malicious (tests).
+or contained in the device name — for a registration group ``{group name}{device id}``, as IoTDP names
+such devices; the highest ``priority`` (0 lowest .. 4 highest, IoTDP's scale) wins), the device is registered
+in the emulator's IoTDA registry (group-secret devices get a generated secret, returned as ``deviceSecret``)
+and ``bootstrap/down`` carries ``{"address": "{advertised host}:{mqtts_port}", ["initConfig"],
+["deviceSecret"]}`` or ``{"errorCode", "errorMsg"}``. The address is the emulator's advertised host (its
+``--host``, or ``--advertise-host`` for a wildcard listen address), never a fixed ``localhost``.
+``initConfig`` is the device's or group's own initial configuration (IoTDP sets it there), else the
+policy's. :meth:`tamper_next_answer` makes the next answer malicious (tests).
+
+The application API of IoTDP (registration groups, provisioning strategies) is in
+``iotda_emulator/http/rest_bootstrap.py``. Groups, policies and bootstrap devices live in memory only.
 """
 from __future__ import annotations
 
@@ -34,11 +45,12 @@ from typing import Any, Dict, List, Optional
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from iot_device_sdk_python.protocol import codec, topics
 from iotda_emulator import mqtt_packets as mp
 from iotda_emulator.access_front import AccessFront, AuthDecision, hmac_password
 from iotda_emulator.broker import SERVICE_ACCOUNT
-from iotda_emulator.certs import fingerprint_sha1, fingerprint_sha256, normalize_fingerprint
+from iotda_emulator.certs import (advertised_host, fingerprint_sha1, fingerprint_sha256, is_wildcard,
+                                  normalize_fingerprint)
+from iotda_emulator.protocol import codec, topics
 from iotda_emulator.services.base import PlatformService
 
 _logger = logging.getLogger(__name__)
@@ -51,6 +63,11 @@ _GROUP_SECRET_RE = re.compile(r"^(?P<scope>[A-Za-z0-9\-]{1,64})_(?P<sign>[01])_(
 _GROUP_CERT_RE = re.compile(r"^(?P<scope>[A-Za-z0-9\-]{1,64})$")
 
 
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 literal in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def derive_group_device_secret(device_id: str, group_secret_b64: str) -> str:
     """IoTDP's registration-group device secret: hex HMAC-SHA256(key = device id, msg = b64decode(group secret))."""
     return hmac.new(device_id.encode("utf-8"), base64.b64decode(group_secret_b64), hashlib.sha256).hexdigest()
@@ -58,22 +75,30 @@ def derive_group_device_secret(device_id: str, group_secret_b64: str) -> str:
 
 @dataclass
 class Policy:
+    """A static provisioning policy (IoTDP "base" strategy)."""
     policy_id: str
     keyword: str
     keyword_source: str = "payload"      # "payload" (baseStrategyKeyword) or "device_name"
-    priority: int = 0                    # 0 first
-    init_config: Optional[Any] = None    # sent as the initConfig JSON string
+    priority: int = 0                    # 0 lowest .. 4 highest (IoTDP)
+    init_config: Optional[Any] = None    # sent as the initConfig JSON string (when the device/group has none)
     product_id: Optional[str] = None     # product of devices it provisions
+    name: Optional[str] = None
+    created: float = field(default_factory=time.time)
 
 
 @dataclass
 class Group:
+    """A registration group; its id is the ``scope_id`` devices put in their client id."""
     scope_id: str
     secret: Optional[str] = None                     # base64 group secret (secret groups)
     ca_cert: Optional[x509.Certificate] = None       # group CA (certificate groups)
     ca_file: Optional[str] = None
     product_id: str = "emu_product"
     require_policy: bool = False
+    name: Optional[str] = None                       # registration_group_name (default: the scope id)
+    init_config: Optional[Any] = None
+    created: float = field(default_factory=time.time)
+    devices: List[str] = field(default_factory=list)  # device ids provisioned through the group
 
 
 @dataclass
@@ -85,6 +110,7 @@ class BootstrapDevice:
     product_id: str = "emu_product"
     issue_secret: bool = False
     require_policy: bool = True
+    init_config: Optional[Any] = None
 
 
 @dataclass
@@ -117,6 +143,7 @@ class BootstrapService(PlatformService):
         self.front: Optional[AccessFront] = None
         self.answers: List[Dict[str, Any]] = []
         self.requests: List[Dict[str, Any]] = []
+        self._host: Optional[str] = None
         core.register_topic_handler(topics.BOOTSTRAP_UP, self._on_bootstrap_up)
 
     # ---- life cycle ------------------------------------------------------------------------------
@@ -126,14 +153,33 @@ class BootstrapService(PlatformService):
             _logger.info("bootstrap endpoint not started: no emulator certificates")
             return
         self._ssl_context = emu.certs.server_context(request_client_cert=True)
-        front = AccessFront(self.core.broker_address, self._authenticate, host=emu.host, port=None,
-                            tls_port=getattr(emu, "bootstrap_port", 0) or 0, ssl_context=self._ssl_context,
+        iot_host = getattr(emu, "host", "127.0.0.1")
+        host = getattr(emu, "bootstrap_host", None) or iot_host
+        wanted = getattr(emu, "bootstrap_port", None)
+        # a host of its own keeps IoTDA's MQTTS port (as on the cloud); a shared host needs another port.
+        # A wildcard on either side overlaps the other's address, so it counts as shared.
+        shared = host == iot_host or is_wildcard(host) or is_wildcard(iot_host)
+        port = wanted if wanted is not None else (0 if shared else (emu.mqtts_port or 0))
+        try:
+            self.front = self._start_front(emu, host, port)
+        except OSError as exc:
+            if wanted is not None or port == 0:
+                raise
+            _logger.warning("bootstrap endpoint cannot listen on %s:%s (%s); using a free port instead",
+                            host, port, exc)
+            self.front = self._start_front(emu, host, 0)
+        # the name devices are told to use: the listen host, or the emulator's advertised name for a wildcard
+        self._host = advertised_host(host, getattr(emu, "advertise_host", None) if is_wildcard(host) else None)
+        _logger.info("bootstrap endpoint on %s:%s (TLS), advertised as %s", host, self.port, self._host)
+
+    def _start_front(self, emu, host: str, port: int) -> AccessFront:
+        front = AccessFront(self.core.broker_address, self._authenticate, host=host, port=None,
+                            tls_port=port, ssl_context=self._ssl_context,
                             on_online=None, on_ready=None, on_offline=None,
-                            ready_topics=lambda device_id: [topics.bootstrap_down(device_id)],
+                            implicit_topics=lambda device_id: [topics.bootstrap_down(device_id)],
                             name="bootstrap-front")
         adder = getattr(emu, "add_front", None)
-        self.front = adder(front) if callable(adder) else front.start()
-        _logger.info("bootstrap endpoint on %s:%s (TLS)", emu.host, self.port)
+        return adder(front) if callable(adder) else front.start()
 
     def close(self) -> None:
         front, self.front = self.front, None
@@ -150,8 +196,22 @@ class BootstrapService(PlatformService):
 
     @property
     def host(self) -> str:
-        """Host name to use for the endpoint (matches the server certificate)."""
-        return "localhost"
+        """Host name devices use for the endpoint (covered by the server certificate)."""
+        if self._host:
+            return self._host
+        emu = self.core.emulator
+        return getattr(emu, "advertise_host", None) or getattr(emu, "host", None) or "127.0.0.1"
+
+    @property
+    def address(self) -> Optional[str]:
+        """``host:port`` of the endpoint (None before start)."""
+        return _host_port(self.host, self.port) if self.port else None
+
+    def iotda_address(self) -> str:
+        """The IoTDA address bootstrap answers carry: the emulator's advertised host and its MQTTS port."""
+        emu = self.core.emulator
+        host = getattr(emu, "advertise_host", None) or getattr(emu, "host", None) or "127.0.0.1"
+        return _host_port(host, emu.mqtts_port)
 
     @property
     def ca_file(self) -> str:
@@ -160,45 +220,108 @@ class BootstrapService(PlatformService):
 
     def describe(self) -> Any:
         with self._lock:
-            return {"port": self.port, "policies": len(self._policies), "groups": sorted(self._groups),
-                    "devices": sorted(self._devices)}
+            return {"host": self.host, "port": self.port, "policies": len(self._policies),
+                    "groups": sorted(self._groups), "devices": sorted(self._devices)}
 
     # ---- Python API ------------------------------------------------------------------------------
     def add_policy(self, keyword: str, *, keyword_source: str = "payload", priority: int = 0,
                    init_config: Optional[Any] = None, product_id: Optional[str] = None,
-                   policy_id: Optional[str] = None) -> str:
+                   policy_id: Optional[str] = None, name: Optional[str] = None) -> str:
         """Add a static provisioning policy; returns its id.
 
         ``keyword_source`` ``"payload"`` matches the request's ``baseStrategyKeyword`` exactly;
         ``"device_name"`` matches when the keyword is contained in the device name. Among matches the
-        lowest ``priority`` (0..4) wins.
+        highest ``priority`` wins (0 lowest .. 4 highest, as IoTDP ranks them); ties: the older policy.
         """
         if keyword_source not in ("payload", "device_name"):
             raise ValueError("keyword_source must be 'payload' or 'device_name'")
-        if not isinstance(keyword, str) or not keyword:
-            raise ValueError("keyword must be a non-empty string")
-        pid = policy_id or secrets.token_hex(6)
+        if not isinstance(keyword, str) or not keyword or len(keyword) > 256:
+            raise ValueError("keyword must be a non-empty string of at most 256 characters")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 4:
+            raise ValueError("priority must be an integer 0..4")
+        pid = policy_id or secrets.token_hex(12)
         with self._lock:
-            self._policies[pid] = Policy(pid, keyword, keyword_source, int(priority), init_config, product_id)
+            if pid in self._policies:
+                raise ValueError(f"policy {pid} already exists")
+            self._policies[pid] = Policy(pid, keyword, keyword_source, priority, init_config, product_id, name)
         return pid
 
     def remove_policy(self, policy_id: str) -> bool:
         with self._lock:
             return self._policies.pop(policy_id, None) is not None
 
+    def list_policies(self) -> List[Policy]:
+        """Every policy, oldest first (copies)."""
+        with self._lock:
+            return [Policy(**vars(p)) for p in sorted(self._policies.values(), key=lambda p: p.created)]
+
+    def get_policy(self, policy_id: str) -> Optional[Policy]:
+        """A copy of the policy ``policy_id`` or None."""
+        with self._lock:
+            p = self._policies.get(policy_id)
+            return Policy(**vars(p)) if p is not None else None
+
+    def list_groups(self) -> List[dict]:
+        """Every registration group as :meth:`get_group` describes it, oldest first."""
+        with self._lock:
+            ids = [g.scope_id for g in sorted(self._groups.values(), key=lambda g: g.created)]
+        return [g for g in (self.get_group(i) for i in ids) if g is not None]
+
+    def get_group(self, scope_id: str) -> Optional[dict]:
+        """``{"scope_id", "name", "auth_type" ("SECRET"/"CERTIFICATES"), "secret", "ca_file", "product_id",
+        "require_policy", "init_config", "created", "devices"}`` or None."""
+        with self._lock:
+            g = self._groups.get(scope_id)
+            if g is None:
+                return None
+            return {"scope_id": g.scope_id, "name": g.name or g.scope_id,
+                    "auth_type": "CERTIFICATES" if g.ca_cert is not None else "SECRET", "secret": g.secret,
+                    "ca_file": g.ca_file, "product_id": g.product_id, "require_policy": g.require_policy,
+                    "init_config": g.init_config, "created": g.created, "devices": list(g.devices)}
+
+    def update_group(self, scope_id: str, *, name: Optional[str] = None, init_config: Optional[Any] = None,
+                     product_id: Optional[str] = None, require_policy: Optional[bool] = None) -> dict:
+        """Change a group's name, initial configuration, product or policy requirement (None = keep);
+        raises KeyError for an unknown group."""
+        with self._lock:
+            g = self._groups.get(scope_id)
+            if g is None:
+                raise KeyError(scope_id)
+            if name is not None:
+                g.name = name
+            if init_config is not None:
+                g.init_config = init_config
+            if product_id is not None:
+                g.product_id = product_id
+            if require_policy is not None:
+                g.require_policy = bool(require_policy)
+        return self.get_group(scope_id)
+
+    def remove_registration_group(self, scope_id: str) -> bool:
+        """Delete a group (devices it provisioned stay registered in IoTDA); True when it existed."""
+        with self._lock:
+            return self._groups.pop(scope_id, None) is not None
+
     def add_registration_group(self, scope_id: Optional[str] = None, *, secret: Optional[str] = None,
                                certificate: bool = False, ca_file: Optional[str] = None,
-                               product_id: str = "emu_product", require_policy: bool = False) -> dict:
+                               product_id: str = "emu_product", require_policy: bool = False,
+                               name: Optional[str] = None, init_config: Optional[Any] = None) -> dict:
         """Add a registration group; returns ``{"scope_id", "secret", "ca_file"}``.
 
         Secret group (default): ``secret`` is the base64 group secret (generated when None).
         Certificate group (``certificate=True``): ``ca_file`` is the group CA (default: the emulator's device
         CA, so :meth:`issue_group_device_cert` / ``emu.issue_device_cert`` certificates belong to it).
+        ``name`` (default: the scope id) prefixes the device names policies match; ``init_config`` is sent
+        as ``initConfig`` to every device of the group.
         """
         scope_id = scope_id or secrets.token_hex(4)
         if not _GROUP_CERT_RE.match(scope_id):
             raise ValueError("scope_id must be 1-64 letters, digits or '-'")
-        group = Group(scope_id, product_id=product_id, require_policy=require_policy)
+        with self._lock:
+            if scope_id in self._groups:
+                raise ValueError(f"registration group {scope_id} already exists")
+        group = Group(scope_id, product_id=product_id, require_policy=require_policy, name=name,
+                      init_config=init_config)
         if certificate or ca_file:
             group.ca_file = ca_file or self.core.emulator.device_ca_file
             with open(group.ca_file, "rb") as fh:
@@ -218,17 +341,18 @@ class BootstrapService(PlatformService):
     def add_bootstrap_device(self, device_id: str, secret: Optional[str] = None, *,
                              fingerprint: Optional[str] = None, name: Optional[str] = None,
                              product_id: str = "emu_product", issue_secret: bool = False,
-                             require_policy: bool = True) -> dict:
+                             require_policy: bool = True, init_config: Optional[Any] = None) -> dict:
         """Pre-register a device in IoTDP (standard bootstrap). Secret device (``secret``, generated when
         neither it nor ``fingerprint`` is given) or certificate device (``fingerprint`` SHA-256/SHA-1 hex).
         ``issue_secret``: give it a new IoTDA secret, returned as ``deviceSecret``. ``require_policy``: refuse
-        (``100414``) unless a static policy matches. Returns ``{"device_id", "secret", "fingerprint"}``."""
+        (``100414``) unless a static policy matches. ``init_config`` is sent as ``initConfig``.
+        Returns ``{"device_id", "secret", "fingerprint"}``."""
         if not topics.is_valid_device_id(device_id) or device_id == SERVICE_ACCOUNT:
             raise ValueError(f"invalid device id {device_id!r}")
         if secret is None and fingerprint is None:
             secret = secrets.token_hex(16)
         dev = BootstrapDevice(device_id, secret, normalize_fingerprint(fingerprint), name, product_id,
-                              issue_secret, require_policy)
+                              issue_secret, require_policy, init_config)
         with self._lock:
             self._devices[device_id] = dev
         return {"device_id": device_id, "secret": secret, "fingerprint": dev.fingerprint}
@@ -376,7 +500,7 @@ class BootstrapService(PlatformService):
 
     def _match_policy(self, keyword: Optional[str], name: str) -> Optional[Policy]:
         with self._lock:
-            policies = sorted(self._policies.values(), key=lambda p: (p.priority, p.policy_id))
+            policies = sorted(self._policies.values(), key=lambda p: (-p.priority, p.created, p.policy_id))
         for p in policies:
             if p.keyword_source == "payload" and keyword is not None and p.keyword == keyword:
                 return p
@@ -394,10 +518,13 @@ class BootstrapService(PlatformService):
             if dev is None:
                 return {"errorCode": ERR_EXECUTION, "errorMsg": "device no longer registered"}
             name, product_id, require = dev.name or device_id, dev.product_id, dev.require_policy
+            own_config = dev.init_config
         else:
             if group is None:
                 return {"errorCode": ERR_EXECUTION, "errorMsg": "registration group no longer exists"}
-            name, product_id, require = device_id, group.product_id, group.require_policy
+            # IoTDP names a group's device "{group name}{device id}"; policies match that name
+            name = (group.name or group.scope_id) + device_id
+            product_id, require, own_config = group.product_id, group.require_policy, group.init_config
         policy = self._match_policy(keyword, name)
         if policy is None and require:
             return {"errorCode": ERR_NO_POLICY, "errorMsg": "no matching provisioning strategy"}
@@ -412,9 +539,13 @@ class BootstrapService(PlatformService):
             else:
                 secret = dev.secret
             self._register(device_id, product_id, secret=secret, fingerprint=None)
-        answer: Dict[str, Any] = {"address": f"localhost:{self.core.emulator.mqtts_port}"}
-        if policy is not None and policy.init_config is not None:
-            cfg = policy.init_config
+        if group is not None:
+            with self._lock:
+                if device_id not in group.devices:
+                    group.devices.append(device_id)
+        answer: Dict[str, Any] = {"address": self.iotda_address()}
+        cfg = own_config if own_config is not None else (policy.init_config if policy is not None else None)
+        if cfg is not None:
             answer["initConfig"] = cfg if isinstance(cfg, str) else codec.dumps(cfg)
         if device_secret is not None:
             answer["deviceSecret"] = device_secret

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Union
 
-from iot_device_sdk_python.protocol import codec
+from iotda_emulator.protocol import codec
 from iotda_emulator.services.base import PlatformService
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,8 @@ SERVICE_ID = "$device_rule"
 EVENT_CONFIG_REQUEST = "device_rule_config_request"
 EVENT_CONFIG_RESPONSE = "device_rule_config_response"
 DELETED_VERSION = -1
+RULE_ACTIVE, RULE_INACTIVE = "active", "inactive"      # a rule's status
+ACTION_ENABLED, ACTION_DISABLED = "enable", "disable"  # an action's status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_rules (
@@ -37,6 +39,19 @@ CREATE TABLE IF NOT EXISTS device_rules (
     PRIMARY KEY (device_id, rule_id)
 )
 """
+
+
+def _as_served(rule: dict) -> dict:
+    """A copy of ``rule`` as IoTDA serves it: every action object carries ``status`` (``enable`` unless
+    given; an action's status is enable/disable while the rule's own is active/inactive, §3.8). Anything
+    else is kept as given, bad values included: devices must cope with them."""
+    body = copy.deepcopy(rule)
+    actions = body.get("actions")
+    if isinstance(actions, list):
+        for action in actions:
+            if isinstance(action, dict):
+                action.setdefault("status", ACTION_ENABLED)
+    return body
 
 
 class DeviceRuleService(PlatformService):
@@ -64,9 +79,9 @@ class DeviceRuleService(PlatformService):
         with self._lock:
             if self._row(device_id, rule_id) is not None:
                 raise ValueError(f"rule {rule_id} already exists for {device_id}")
-            body = copy.deepcopy(rule)
+            body = _as_served(rule)
             body["ruleId"] = rule_id
-            body.setdefault("status", "active")
+            body.setdefault("status", RULE_ACTIVE)
             self._save(device_id, rule_id, 1, body)
         if push:
             self.push_rules(device_id, [rule_id])
@@ -78,9 +93,9 @@ class DeviceRuleService(PlatformService):
             raise TypeError("rule must be a dict")
         with self._lock:
             row = self._require(device_id, rule_id)
-            body = copy.deepcopy(rule)
+            body = _as_served(rule)
             body["ruleId"] = rule_id
-            body.setdefault("status", json.loads(row["body"]).get("status", "active"))
+            body.setdefault("status", json.loads(row["body"]).get("status", RULE_ACTIVE))
             version = int(row["version"]) + 1
             self._save(device_id, rule_id, version, body)
         if push:
@@ -92,7 +107,7 @@ class DeviceRuleService(PlatformService):
         with self._lock:
             row = self._require(device_id, rule_id)
             body = json.loads(row["body"])
-            body["status"] = "active" if active else "inactive"
+            body["status"] = RULE_ACTIVE if active else RULE_INACTIVE
             version = int(row["version"]) + 1
             self._save(device_id, rule_id, version, body)
         if push:

@@ -27,7 +27,7 @@ import queue
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from iot_device_sdk_python.protocol import topics
+from iotda_emulator.protocol import topics
 from iotda_emulator.errors import DeviceNotFound, DeviceOffline
 from iotda_emulator.services.base import PlatformService
 
@@ -288,6 +288,23 @@ class SubDeviceManagerService(PlatformService):
             raise ValueError(f"sub devices not deleted: {failed}")
         return successful
 
+    def registry_changed(self, gateway_id: str) -> int:
+        """Children of ``gateway_id`` were added or deleted in the registry (REST AddDevice/DeleteDevice with a
+        ``gateway_id``): record the change under a new list version and, as IoTDA does, tell the gateway with
+        ``add_sub_device_notify`` / ``delete_sub_device_notify`` when it is online. An offline gateway learns it
+        at its next ``sub_device_sync_request`` (its version differs). Returns the list version now.
+        """
+        with self._lock:
+            version, changes = self._reconcile(gateway_id)
+            added = [info for op, _dev, info in changes if op == "add"]
+            deleted = [info for op, _dev, info in changes if op == "delete"]
+            # queued while holding the lock: notifications leave in version order
+            if deleted:
+                self._submit(self._notify_deleted, gateway_id, deleted, version)
+            if added:
+                self._submit(self._notify_added, gateway_id, added, version)
+        return version
+
     def version(self, gateway_id: str) -> int:
         """The current sub-device list version of ``gateway_id`` (0 when it never had children)."""
         with self._lock:
@@ -442,14 +459,17 @@ class SubDeviceManagerService(PlatformService):
                 version = self._record(gateway_id, [("delete", d["device_id"], d) for d in removed])
         return successful, failed, removed, version
 
-    def _reconcile(self, gateway_id: str) -> None:
-        """Record children added/removed behind our back (directly in the registry) as one change."""
+    def _reconcile(self, gateway_id: str) -> Tuple[int, List[Tuple[str, str, dict]]]:
+        """Record children added/removed behind our back (directly in the registry) as one change.
+
+        Returns (the version now, the changes recorded: ``(op, device_id, DeviceInfo)``)."""
         registry = {c["device_id"]: c for c in self._registry_children(gateway_id)}
         members = self._members(gateway_id)
         changes = [("add", dev, self._device_info(c)) for dev, c in registry.items() if dev not in members]
         changes += [("delete", dev, info) for dev, info in members.items() if dev not in registry]
         if changes:
-            self._record(gateway_id, changes)
+            return self._record(gateway_id, changes), changes
+        return self._version(gateway_id), []
 
     def _record(self, gateway_id: str, changes: List[Tuple[str, str, dict]]) -> int:
         """Apply ``changes`` to the member table under a new version; return that version."""

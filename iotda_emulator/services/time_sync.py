@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any, List, Optional
 
-from iot_device_sdk_python.protocol import codec
+from iotda_emulator.protocol import codec
 from iotda_emulator.services.base import PlatformService
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,8 @@
       opts.body = JSON.stringify(body);
     }
     return fetch(API + path, opts).then(function (resp) {
+      // the emulator has application keys and this browser no (longer a) session: log in first
+      if (resp.status === 401) { window.location.assign("/console/login"); }
       return resp.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: "bad_json", message: text }; }

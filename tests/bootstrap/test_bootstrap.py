@@ -35,7 +35,7 @@ def bs_info(emulator, device_id, tmp_path, *, secret=None, cert=None, key=None, 
         info.cert_path, info.key_path = cert, key
     else:
         info.secret = secret
-    info.server_uri = "localhost"
+    info.server_uri = emulator.service("$bootstrap").host
     info.port = emulator.service("$bootstrap").port
     info.bs_mode = bs_mode
     info.scope_id = scope_id
@@ -84,7 +84,7 @@ def test_standard_secret_with_policy_keyword(emulator, bs, tmp_path):
     info = bs_info(emulator, device_id, tmp_path, secret=dev["secret"], message=json.dumps({"baseStrategyKeyword": kw}))
     result = bootstrap_client.bootstrap_with_result(info)
     new = result.connect_auth_info
-    assert (new.server_uri, new.port, new.bs_mode) == ("localhost", emulator.mqtts_port, 0)
+    assert (new.server_uri, new.port, new.bs_mode) == (emulator.advertise_host, emulator.mqtts_port, 0)
     assert new.secret == dev["secret"] and new.iot_cert_path == emulator.ca_file
     assert json.loads(result.init_config) == {"interval": 5}
     assert emulator.get_device(device_id)["secret"] == dev["secret"]
@@ -217,7 +217,7 @@ def test_cache_is_private_reused_and_can_be_forced(emulator, bs, tmp_path):
     st = os.stat(info.bs_cache_path)
     assert stat.S_IMODE(st.st_mode) == 0o600
     cached = _read_cache(info)
-    assert cached["address"] == f"localhost:{emulator.mqtts_port}" and cached["device_id"] == device_id
+    assert cached["address"] == f"{emulator.advertise_host}:{emulator.mqtts_port}" and cached["device_id"] == device_id
     assert [p for p in os.listdir(tmp_path / "sub") if p.endswith(".tmp")] == []  # atomic write left nothing
 
     second = bootstrap_client.bootstrap_with_result(info)
@@ -278,8 +278,9 @@ def test_group_secret_derivation_matches_protocol():
 
 def test_device_name_policies_by_priority(emulator, bs, tmp_path):
     tag = uuid.uuid4().hex[:8]
-    bs.add_policy(f"floor{tag}", keyword_source="device_name", priority=3, init_config={"from": "low"})
-    bs.add_policy(f"lamp{tag}", keyword_source="device_name", priority=1, init_config={"from": "high"})
+    # IoTDP ranks static policies 0 (lowest) .. 4 (highest)
+    bs.add_policy(f"floor{tag}", keyword_source="device_name", priority=1, init_config={"from": "low"})
+    bs.add_policy(f"lamp{tag}", keyword_source="device_name", priority=3, init_config={"from": "high"})
     device_id = f"lamp{tag}_floor{tag}"
     dev = bs.add_bootstrap_device(device_id, require_policy=True)
     info = bs_info(emulator, device_id, tmp_path, secret=dev["secret"])
@@ -319,7 +320,7 @@ def _refused_cache_scenario(emulator, bs, tmp_path):
         second = bs.answers[-1]["answer"]["deviceSecret"]
         assert cached["secret"] == second == emulator.get_device(device_id)["secret"]
         assert second not in (first, reissued)
-        assert cached["address"] == f"localhost:{emulator.mqtts_port}"
+        assert cached["address"] == f"{emulator.advertise_host}:{emulator.mqtts_port}"
         assert device.get_client().last_bootstrap_error is None
         assert info.bs_mode == 2 and not info.bs_force  # the caller's object is left as it was
     finally:

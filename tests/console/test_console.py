@@ -382,3 +382,36 @@ def test_page_shows_command_timeout_and_shadow(emulator, make_device, browser):
 
     browser.find_element(By.ID, "tab-ota").click()
     _wait(browser, lambda d: "OTA" in d.find_element(By.ID, "ota-result").text, "the OTA view")
+
+
+@pytest.fixture
+def keyed_emulator():
+    """A private emulator with one application key: its console needs a login."""
+    from iotda_emulator import Emulator
+
+    emu = Emulator(command_timeout=5.0, app_keys={"console-ak": "console-sk-0123456789"}).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.mark.browser
+def test_page_logs_in_when_app_keys_are_set(keyed_emulator, browser):
+    from selenium.webdriver.common.by import By
+
+    emu = keyed_emulator
+    rec = emu.create_device()
+    browser.get(_base(emu) + "/console")
+    _wait(browser, lambda d: d.current_url.endswith("/console/login"), "the login page")
+    _fill(browser, "login-ak", "console-ak")
+    _fill(browser, "login-sk", "not-the-secret")
+    browser.find_element(By.ID, "login-send").click()
+    _wait(browser, lambda d: "wrong" in d.find_element(By.ID, "login-result").text, "the refusal")
+    _fill(browser, "login-sk", "console-sk-0123456789")
+    browser.find_element(By.ID, "login-send").click()
+    selector = f'li.device[data-device-id="{rec["device_id"]}"]'
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, selector), "the device list after the login")
+    cookie = browser.get_cookie("iotda_console_session")
+    assert cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict"
+    assert "iotda_console_session" not in browser.execute_script("return document.cookie")

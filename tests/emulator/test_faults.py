@@ -65,7 +65,8 @@ def test_malformed_uplinks_are_traced_and_core_keeps_working(emulator):
     uplinks = [topics.messages_up(did), topics.properties_report(did), topics.gateway_properties_report(did),
                topics.events_up(did), topics.shadow_get(did, "bad"), topics.command_response(did, "nope"),
                topics.properties_set_response(did, "nope"), topics.properties_get_response(did, "nope"),
-               topics.user_topic(did, "x"), topics.bootstrap_up(did), topics.device_root(did) + "sys/unknown"]
+               topics.user_topic(did, "x"), topics.bootstrap_up(did)]
+    # (a topic IoTDA does not know, such as ".../sys/unknown", closes the link: tests/emulator/test_topic_rules.py)
     try:
         for topic in uplinks:
             for payload in MALFORMED:
@@ -107,7 +108,7 @@ def test_malformed_uplinks_are_traced_and_core_keeps_working(emulator):
 def test_broker_kill_and_restart(fresh_emulator):
     emu = fresh_emulator
     dev = online_device(emu, subscribe=False)
-    port = emu.broker.port
+    address = emu.broker.address
     emu.kill_broker()
     assert dev.disconnected.wait(5)
     assert emu.wait_offline(dev.device_id, 5)
@@ -116,7 +117,7 @@ def test_broker_kill_and_restart(fresh_emulator):
     down = RawDevice(emu, rec["device_id"], rec["secret"])
     assert down.connect() == "Server unavailable"
     emu.restart_broker()
-    assert emu.broker.port == port and emu.core.connected
+    assert emu.broker.address == address and emu.core.connected
     dev2 = online_device(emu, rec)
     try:
         emu.send_message(rec["device_id"], "back")

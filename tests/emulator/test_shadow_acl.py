@@ -131,13 +131,10 @@ def test_acl_isolates_devices(emulator):
     a = online_device(emulator)
     b = online_device(emulator)
     try:
-        # A subscribes to B's topics (Mosquitto grants the SUBACK but delivers nothing) and publishes as B
-        a.subscribe([topics.device_root(b.device_id) + "#"])
-        a.publish(topics.messages_up(b.device_id), b"spoofed")
-        marker = str(uuid.uuid4())
-        a.publish(topics.messages_up(a.device_id), marker.encode())
-        emulator.wait_for_trace(lambda e: e.payload == marker.encode())
-        assert not [e for e in emulator.trace(b.device_id) if e.payload == b"spoofed"]
+        # A's subscription to B's topics is refused (SUBACK 0x80): IoTDA confines a device to its own topics
+        _, mid = a.c.subscribe(topics.device_root(b.device_id) + "#", 1)
+        granted = a.subscribed.get(timeout=5)
+        assert granted == mid
         emulator.send_message(b.device_id, "for b only")
         assert b.next_message().payload == b"for b only"
         try:
@@ -145,8 +142,12 @@ def test_acl_isolates_devices(emulator):
             assert m.payload != b"for b only", "device A received device B's message"
         except queue.Empty:
             pass
-        # and a device cannot reach non-$oc topics of the platform either
-        a.publish("plain/topic", b"x")
+        # publishing as B is refused: A's link is closed (never acknowledged and silently dropped)
+        a.c.publish(topics.messages_up(b.device_id), b"spoofed", qos=1)
+        assert a.disconnected.wait(5)
+        emulator.wait_for_trace(lambda e: e.kind == "violation" and e.device_id == a.device_id
+                                and e.topic == topics.messages_up(b.device_id))
+        assert not [e for e in emulator.trace(b.device_id) if e.payload == b"spoofed"]
     finally:
         a.close()
         b.close()

@@ -120,7 +120,7 @@ def test_bad_action_body_or_device(emulator, base_url, device_record):
         assert resp.json()["error_code"] == "IOTDA.000006" and "action_id" in resp.json()["error_msg"]
 
     resp = requests.post(f"{base_url}/v5/iot/p/devices/{did}/action?action_id=resetSecret", data=b"[1]",
-                         timeout=10)
+                         headers={"Content-Type": "application/json"}, timeout=10)
     assert resp.status_code == 400 and resp.json()["error_code"] == "IOTDA.000008"
 
     unknown = "nobody_" + uuid.uuid4().hex[:8]

@@ -21,6 +21,13 @@ def _node() -> str:
     return "n" + uuid.uuid4().hex[:10]
 
 
+@pytest.fixture(autouse=True)
+def http_prod(emulator):
+    """REST AddDevice needs an existing product (IoTDA refuses an unknown one): the one these tests use."""
+    if emulator.get_product("http_prod") is None:
+        emulator.create_product("http_prod", "http tests")
+
+
 def test_add_show_list_delete_device(emulator, app_client):
     node = _node()
     added = app_client.add_device(AddDeviceRequest(body=AddDevice(
@@ -29,7 +36,7 @@ def test_add_show_list_delete_device(emulator, app_client):
         shadow=[InitialDesired(service_id="Thermo", desired={"target": 21})])))
     assert added.device_id == f"http_prod_{node}"          # IoTDA's {product_id}_{node_id}
     assert added.auth_info.secret == "s3cret-value"
-    assert added.status == "OFFLINE"
+    assert added.status == "INACTIVE"                      # IoTDA: never connected yet
     record = emulator.get_device(added.device_id)
     assert record and record["secret"] == "s3cret-value" and record["product_id"] == "http_prod"
     assert [(s["service_id"], s["desired"]["properties"]) for s in emulator.shadow(added.device_id)] == \

@@ -62,8 +62,11 @@ class Upgrader(OTAListener):
         self.ota.download_package(pkg, self.target_dir, self.ca_file, timeout=10).add_done_callback(finished)
 
 
+OCTETS = {"Content-Type": "application/octet-stream"}   # the package file, not a form (CSRF guard)
+
+
 def _upload(base_url, data, version, package_type="firmwarePackage", **params):
-    resp = requests.post(f"{base_url}/emulator/ota/packages", data=data, timeout=10,
+    resp = requests.post(f"{base_url}/emulator/ota/packages", headers=OCTETS, data=data, timeout=10,
                          params=dict(version=version, package_type=package_type, **params))
     assert resp.status_code == 201, resp.text
     return resp.json()
@@ -318,14 +321,16 @@ def test_bad_requests_get_iotda_errors(base_url, method, path, body, status, cod
 
 
 def test_bad_uploads_are_refused(base_url):
-    resp = requests.post(f"{base_url}/emulator/ota/packages", data=b"x", params={"package_type": "firmwarePackage"},
+    resp = requests.post(f"{base_url}/emulator/ota/packages", headers=OCTETS, data=b"x",
+                         params={"package_type": "firmwarePackage"},
                          timeout=10)
     assert resp.status_code == 400 and "version" in resp.json()["error_msg"]
-    resp = requests.post(f"{base_url}/emulator/ota/packages", data=b"", params={"version": "1"}, timeout=10)
+    resp = requests.post(f"{base_url}/emulator/ota/packages", headers=OCTETS, data=b"", params={"version": "1"},
+                         timeout=10)
     assert resp.status_code == 400
-    resp = requests.post(f"{base_url}/emulator/ota/packages", data=b"x", timeout=10,
+    resp = requests.post(f"{base_url}/emulator/ota/packages", headers=OCTETS, data=b"x", timeout=10,
                          params={"version": "1", "package_type": "modulePackage"})
     assert resp.status_code == 400
-    resp = requests.post(f"{base_url}/emulator/ota/packages", data=b"x", timeout=10,
+    resp = requests.post(f"{base_url}/emulator/ota/packages", headers=OCTETS, data=b"x", timeout=10,
                          params={"version": "1", "file_name": "../evil"})
     assert resp.status_code == 400

@@ -7,6 +7,7 @@ import pytest
 
 from iot_device_sdk_python import CommandListener, CommandRsp, RawDeviceMessageListener, ServiceProperty
 from iot_device_sdk_python.iot_device import IotDevice
+from iot_device_sdk_python.transport import process_keeper
 from iot_device_sdk_python.transport.mqtt.shared_loop import SharedNetworkLoop
 from tests.fixtures_sdk import build_client_conf
 from tests.sdk.helpers import wait_until
@@ -52,7 +53,8 @@ def test_devices_share_one_network_thread(emulator, shared_loop):
         before = {t.name for t in threading.enumerate()}
         devices = [_make(emulator, shared_loop, made, tls=(i == 0)) for i in range(4)]
         new = [t.name for t in threading.enumerate() if t.name not in before
-               and t.name.startswith(("iot-", "paho-", "MqttThread"))]  # SDK threads only (not the emulator's)
+               and t.name.startswith(("iot-", "paho-", "MqttThread"))  # SDK threads only (not the emulator's)
+               and t.name != process_keeper.THREAD_NAME]  # one per process, not per device
         # no per-device paho thread; at most the loop thread + 2 pool threads
         assert not [n for n in new if n.startswith("paho-mqtt-client-")], new
         assert len(new) <= 3, new

@@ -196,6 +196,10 @@ def test_raw_publish_fuzz_resolves_every_handle(emulator, fuzz_device, topic, qo
     the link survives. (A topic with a control character or noncharacter made Mosquitto drop the
     connection; buffered, such a message was re-sent after every reconnect: a poison message.)"""
     client = fuzz_device[0].get_client()
+    if isinstance(topic, str):
+        # under the device's own custom topics: IoTDA closes the link of a device publishing to a topic
+        # it may not use, and this test is about what the SDK does with odd topic text
+        topic = topics.user_topic(fuzz_device[0].get_device_id(), "fuzz") + topic
     handle = client.publish_raw_message(RawMessage(topic, payload, qos))
     exc = handle.exception(10)
     if exc is not None:

@@ -35,7 +35,7 @@ def at(y, mo, d, h=0, mi=0, s=0) -> _dt.datetime:
 
 def cmd_action(command_name: str = "ring", service_id: str = "alarm", body: Optional[dict] = None,
                device_id: str = "") -> dict:
-    return {"type": "DEVICE_CMD", "status": "active", "deviceId": device_id,
+    return {"type": "DEVICE_CMD", "status": "enable", "deviceId": device_id,
             "command": {"serviceId": service_id, "commandName": command_name, "commandBody": body or {"on": True}}}
 
 

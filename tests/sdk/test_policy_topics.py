@@ -53,7 +53,10 @@ def test_other_devices_policy_topics_are_out_of_reach(policy_emulator, make_devi
     a.get_client().subscribe_topic(f"policy/{b.get_device_id()}/#", 1, spy)   # b's scope, not a's
     b.get_client().publish_raw_message(RawMessage(f"policy/{b.get_device_id()}/up", b"private", 1)).result(10)
     emu.wait_for_trace(lambda e: e.topic == f"policy/{b.get_device_id()}/up", timeout=10)
-    a.get_client().publish_raw_message(RawMessage(f"policy/{b.get_device_id()}/up", b"forged", 1)).result(10)
+    # IoTDA refuses the forged publish: a's link is closed (never acknowledged and dropped), a reconnects
+    a.get_client().publish_raw_message(RawMessage(f"policy/{b.get_device_id()}/up", b"forged", 0))
+    emu.wait_for_trace(lambda e: e.kind == "violation" and e.device_id == a.get_device_id()
+                       and e.topic == f"policy/{b.get_device_id()}/up", timeout=10)
     emu.core.publish(f"policy/{b.get_device_id()}/down/x", b"for b")
     emu.wait_for_trace(lambda e: e.topic == f"policy/{b.get_device_id()}/down/x", timeout=10)
     # the marker round trip on a's own topic proves a's link is alive and ordered after the above

@@ -4,15 +4,27 @@ from __future__ import annotations
 from typing import Optional
 
 
+#: An action's ``status`` as the platform sends it (a rule's own status is active/inactive instead).
+ACTION_ENABLE = "enable"
+ACTION_DISABLE = "disable"
+
+
 class Action:
-    """An action of a rule: ``type`` (e.g. ``DEVICE_CMD``), ``status``, target ``device_id`` and the
-    :class:`~iot_device_sdk_python.client.request.command.Command` to run (None when the action has none)."""
+    """An action of a rule: ``type`` (e.g. ``DEVICE_CMD``), ``status`` (``enable``/``disable``), target
+    ``device_id`` and the :class:`~iot_device_sdk_python.client.request.command.Command` to run (None when
+    the action has none)."""
 
     def __init__(self) -> None:
         self.type: str = ""
         self.status: str = ""
         self.device_id: str = ""
         self.command = None  # Optional[Command]
+
+    def is_enabled(self) -> bool:
+        """True when the action may run: status ``enable``, or no status at all (older rules omit it).
+
+        ``disable`` and any other value keep it from running, as Huawei's C SDK does."""
+        return not self.status or self.status == ACTION_ENABLE
 
     def to_dict(self) -> dict:
         """The platform's JSON shape of this action."""

@@ -5,8 +5,8 @@ What it does beyond (and instead of) upstream, on purpose:
 * ``connect()`` returns an ``int`` (see :meth:`MqttConnection.connect`), waits for CONNACK with a bound
   (``MqttConnectConf.timeout``), never sleeps a fixed time, and never retries a credential refusal.
 * paho's auto-reconnect is off: every attempt needs a fresh hour stamp in client id and password, so the
-  SDK runs its own reconnect thread (exponential backoff with full jitter between ``min_backoff`` and
-  ``max_backoff`` ms, counter reset after a stable connection). ``close()`` never reconnects and
+  SDK runs its own reconnect thread (``backoff.ReconnectBackoff``: exponential backoff with jitter over
+  consecutive failed attempts; a connection that succeeded resets it). ``close()`` never reconnects and
   leaves no thread running.
 * System downlink topics and custom topics are subscribed explicitly and restored on every reconnect.
 * TLS through an ``ssl.SSLContext``: chain and host name verified, TLS 1.2 minimum, X.509 client
@@ -21,17 +21,14 @@ What it does beyond (and instead of) upstream, on purpose:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import itertools
 import logging
-import random
 import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -45,11 +42,13 @@ from iot_device_sdk_python.transport.connect_action_listener import ConnectActio
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
-from iot_device_sdk_python.transport.offline_queue import DEFAULT_MAX, BufferMetrics, DurableOfflineQueue
+from iot_device_sdk_python.transport.mqtt import credentials
+from iot_device_sdk_python.transport.mqtt.backoff import ReconnectBackoff
+from iot_device_sdk_python.transport.offline_queue import BufferMetrics
+from iot_device_sdk_python.transport.outbox import OutgoingMessage, Outbox
 from iot_device_sdk_python.transport.publish_handle import PublishError, PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 from iot_device_sdk_python.transport.raw_message_listener import RawMessageListener
-from iot_device_sdk_python.utils import iot_util
 from iot_device_sdk_python.utils.redact import redact_payload
 
 _logger = logging.getLogger(__name__)
@@ -78,40 +77,8 @@ def _set_tcp_nodelay(client: mqtt.Client) -> None:
         pass
 
 
-class _Out(PublishHandle):
-    """One outgoing message: the :class:`PublishHandle` given to the caller, which also carries what is
-    needed to send, buffer and report it.
-
-    One slotted object per publish instead of a RawMessage, a BufferMessage and a handle (fewer allocations
-    and fewer objects for the garbage collector to track while messages are in flight; doc/performance.md).
-    ``_o_topic``/``_o_payload``/``_o_qos`` are taken when the message is published (and validated then);
-    ``_o_rowid`` is its row in the durable queue, ``_o_counted`` whether the buffer metrics counted it.
-    """
-
-    __slots__ = ("_o_topic", "_o_payload", "_o_qos", "_o_listener", "_o_seq", "_o_rowid", "_o_counted")
-
-    # one lock shared by every _Out instead of a new Lock per publish (a class attribute shadows
-    # PublishHandle's slot): it only guards a handle's own few fields for a few instructions, nothing
-    # is called while it is held, and no other lock is taken under it, so sharing it cannot deadlock
-    _lock = threading.Lock()
-
-    def __init__(self, topic: Any, payload: Any, qos: Any, listener: Optional[ActionListener], seq: int,
-                 callback_runner: Optional[Callable[..., object]]) -> None:
-        # PublishHandle's fields, set here rather than through super().__init__() (hot path)
-        self._topic = topic if topic.__class__ is str or isinstance(topic, str) else ""
-        self._done = False
-        self._event = None
-        self._exception = None
-        self._mid = None
-        self._callbacks = None
-        self._callback_runner = callback_runner
-        self._o_topic = topic
-        self._o_payload = payload
-        self._o_qos = qos
-        self._o_listener = listener
-        self._o_seq = seq
-        self._o_rowid: Optional[int] = None
-        self._o_counted = False
+#: one outgoing message and its handle (defined with the outbox that owns it; the old name stays importable)
+_Out = OutgoingMessage
 
 
 _MQTT_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -155,14 +122,12 @@ class MqttConnection(Connection):
     """
 
     MQTT_THREAD_NAME = "MqttThread"
-    CONNECT_TYPE = "0"
+    CONNECT_TYPE = credentials.CONNECT_TYPE
 
     CONNECT_SUCCESS = 0
     CONNECT_ERR_NETWORK = -1
     CONNECT_ERR_CONFIG = -2
     NON_RETRYABLE_CODES = frozenset({1, 2, 4, 5, -2})
-    #: a connection that lived this long resets the backoff counter when it drops
-    STABLE_CONNECTION_SECONDS = 30.0
     #: close() waits at most this long for in-flight messages to be acknowledged
     CLOSE_DRAIN_SECONDS = 2.0
 
@@ -192,7 +157,6 @@ class MqttConnection(Connection):
         # ``self._client if self._online else None`` at every moment a lock holder could observe)
         self._live: Optional[mqtt.Client] = None
         self._ever_connected = False
-        self._buffer: Deque[_Out] = collections.deque()
         self._pending: Dict[int, _Out] = {}
         self._early_acks: Dict[int, float] = {}  # mid -> when paho reported it before _track() saw it
         self._early_limit = 64  # prune _early_acks when it grows past this (see _on_publish)
@@ -202,24 +166,27 @@ class MqttConnection(Connection):
         self._connect_action_listener: Optional[ConnectActionListener] = None
         self._internal_action_listeners: List[ConnectActionListener] = []
         self._reconnect_thread: Optional[threading.Thread] = None
-        self._retry = 0
+        self._backoff = ReconnectBackoff(connect_auth_info.min_backoff, connect_auth_info.max_backoff)
         self._last_error: Optional[BaseException] = None
         # durable offline queue, buffer metrics, half-open watchdog, clock
         self._clock = time.time  # wall clock for the client-id hour stamp (tests inject another)
-        self._metrics = BufferMetrics()
         self._ack_ref = 0.0  # monotonic time of the last PUBACK (or of the first message in flight)
         self._watchdog_thread: Optional[threading.Thread] = None
-        self._queue_store: Optional[DurableOfflineQueue] = None
-        self._queue_path = getattr(connect_auth_info, "offline_queue_path", None)
+        queue_path = getattr(connect_auth_info, "offline_queue_path", None)
         qmax = getattr(connect_auth_info, "offline_queue_max", None)
         if qmax is not None and (isinstance(qmax, bool) or not isinstance(qmax, int) or qmax <= 0):
             raise ValueError(f"offline_queue_max: must be an int > 0 or None, got {qmax!r}")
-        self._queue_max = DEFAULT_MAX if qmax is None else qmax
+        # every message from publish to the broker's answer (buffer, durable file, write-ahead): one owner
+        self._outbox = Outbox(self._lock, queue_path, qmax, lambda: self._auth.max_buffer_message or 0,
+                              self._fail_overflow, f"device {connect_auth_info.id}")
+        self._buffer = self._outbox.buffer  # the same deque, never replaced (read under the lock)
+        # with a durable queue every QoS 1 message is committed to the file before it is sent
+        self._write_ahead = bool(queue_path)
         ack = getattr(connect_auth_info, "ack_timeout", None)
         if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, float)) or ack <= 0):
             raise ValueError(f"ack_timeout: must be a positive number of seconds or None, got {ack!r}")
         self._ack_timeout = ack
-        if self._queue_path:
+        if queue_path:
             self._open_offline_queue()
 
     # ---- public API ------------------------------------------------------------------------------
@@ -236,6 +203,8 @@ class MqttConnection(Connection):
         self._closed.clear()
         self._start_reliability()
         rc = self._connect_once(reconnect=False)
+        if rc != 0:
+            self._backoff.failed()
         if rc != 0 and rc not in self.NON_RETRYABLE_CODES and self._auth.reconnect_on_failure:
             self._start_reconnect_thread()
         return rc
@@ -273,6 +242,8 @@ class MqttConnection(Connection):
             if problem:
                 self._fail(bm, PublishError.REASON_INVALID, problem)
                 return handle
+        if self._write_ahead and qos == 1:
+            self._outbox.write_ahead(bm)  # on disk before it can leave: a crash from here on loses nothing
         lock = self._lock
         # online: the client without taking the lock (one atomic read of a reference that is only
         # written under the lock; taking the lock here contended with paho's thread in _on_publish)
@@ -299,6 +270,8 @@ class MqttConnection(Connection):
 
     def _publish_out(self, bm: _Out) -> PublishHandle:
         handle = bm
+        if self._write_ahead and bm._o_qos == 1:
+            self._outbox.write_ahead(bm)
         with self._lock:
             client = self._client if self._online else None
             if client is None:
@@ -409,6 +382,7 @@ class MqttConnection(Connection):
     def _set_connect_auth_info(self, connect_auth_info: ConnectAuthInfo) -> None:
         """SDK use: switch to new settings (after bootstrap); takes effect on the next attempt."""
         self._auth = connect_auth_info
+        self._backoff = ReconnectBackoff(connect_auth_info.min_backoff, connect_auth_info.max_backoff)
 
     # ---- upstream-named protected helpers -------------------------------------------------------------
 
@@ -422,48 +396,27 @@ class MqttConnection(Connection):
             except RuntimeError:
                 pass
 
+    # upstream-named helpers; the rules live in transport/mqtt/credentials.py
+
     def _generate_client_id(self, timestamp: str) -> str:
         """The MQTT client id for an attempt made in hour ``timestamp`` (``YYYYMMDDHH``)."""
-        auth = self._auth
-        if auth.bs_mode == ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID:
-            if auth.auth_type == ConnectAuthInfo.X509_AUTH:
-                return f"{auth.id}_{self.CONNECT_TYPE}_{auth.scope_id}"
-            return f"{auth.id}_{self.CONNECT_TYPE}_{auth.scope_id}_{auth.check_timestamp}_{timestamp}"
-        return f"{auth.id}_{self.CONNECT_TYPE}_{auth.check_timestamp}_{timestamp}"
+        return credentials.client_id(self._auth, timestamp, self.CONNECT_TYPE)
 
     def _password(self, timestamp: str) -> Optional[str]:
-        auth = self._auth
-        if auth.auth_type == ConnectAuthInfo.X509_AUTH:
-            return None
-        secret = auth.secret
-        if auth.bs_mode == ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID:
-            try:
-                group_secret = base64.b64decode(secret, validate=True)
-            except (binascii.Error, ValueError, TypeError):
-                raise ValueError("secret: the registration-group secret is not valid base64") from None
-            secret = iot_util.sha256_mac_salt(group_secret, auth.id)
-        return iot_util.sha256_mac(secret, timestamp)
+        return credentials.password(self._auth, timestamp)
 
     def _ca_file(self) -> Optional[str]:
-        auth = self._auth
-        if auth.bs_mode in (ConnectAuthInfo.BS_MODE_STANDARD_BOOTSTRAP, ConnectAuthInfo.BS_MODE_BOOTSTRAP_WITH_SCOPEID):
-            return auth.bs_cert_path or auth.iot_cert_path
-        return auth.iot_cert_path
+        return credentials.ca_file(self._auth)
 
     def _ssl_connect_config(self, ca_certs: Optional[str], cert_file: Optional[str], keyfile: Optional[str]) -> ssl.SSLContext:
         """An SSLContext that verifies chain and host name, TLS 1.2+, with an optional client cert."""
-        ctx = ssl.create_default_context(cafile=ca_certs) if ca_certs else ssl.create_default_context()
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if cert_file:
-            ctx.load_cert_chain(cert_file, keyfile, password=self._auth.key_password)
-        return ctx
+        return credentials.ssl_context(ca_certs, cert_file, keyfile, self._auth.key_password)
 
     def _mqtt_with_ssl_connect_config(self, client: mqtt.Client) -> None:
         auth = self._auth
         x509 = auth.auth_type == ConnectAuthInfo.X509_AUTH
-        ctx = self._ssl_connect_config(self._ca_file(), auth.cert_path if x509 else None,
-                                       auth.key_path if x509 else None)
-        client.tls_set_context(ctx)
+        client.tls_set_context(self._ssl_connect_config(self._ca_file(), auth.cert_path if x509 else None,
+                                                        auth.key_path if x509 else None))
 
     def _set_callback(self, client: mqtt.Client) -> None:
         client.on_connect = self._on_connect
@@ -598,6 +551,7 @@ class MqttConnection(Connection):
                 if not self._buffer:
                     attempt.established = True
                     attempt.connected_at = time.monotonic()
+                    self._backoff.succeeded()  # a link that came up is not a failure (issue 14)
                     self._online = True
                     self._live = client
                     reconnect, self._ever_connected = self._ever_connected, True
@@ -644,11 +598,10 @@ class MqttConnection(Connection):
         except Exception:
             pass
 
-    def _backoff_seconds(self) -> float:
-        lo = max(1.0, float(self._auth.min_backoff or 1000))
-        hi = max(lo, float(self._auth.max_backoff or lo))
-        cap = min(hi, lo * (2 ** min(self._retry, 30)))
-        return random.uniform(lo, cap) / 1000.0
+    @property
+    def backoff(self) -> ReconnectBackoff:
+        """The reconnect delay policy (its ``history`` holds the delays used; diagnostics)."""
+        return self._backoff
 
     def _start_reconnect_thread(self) -> None:
         with self._lock:
@@ -666,12 +619,14 @@ class MqttConnection(Connection):
                     if self._reconnect_thread is me:
                         self._reconnect_thread = None
                     return
-            delay = self._backoff_seconds()
-            self._retry += 1
-            _logger.info("device %s: reconnecting in %.2f s (attempt %d)", self._auth.id, delay, self._retry)
+            delay = self._backoff.next_delay()
+            _logger.info("device %s: reconnecting in %.2f s (%d failed attempt(s) in a row)", self._auth.id, delay,
+                         self._backoff.consecutive_failures)
             if self._closed.wait(delay):
                 continue
             rc = self._connect_once(reconnect=True)
+            if rc != 0:
+                self._backoff.failed()
             if rc in self.NON_RETRYABLE_CODES:
                 _logger.error("device %s: reconnect refused with code %s; giving up", self._auth.id, rc)
                 with self._lock:
@@ -683,43 +638,17 @@ class MqttConnection(Connection):
 
     def get_buffer_metrics(self) -> BufferMetrics:
         """Counters of the offline buffer: queued, sent, dropped, restored, size, durable."""
-        with self._lock:
-            values = self._metrics.to_dict()
-            values.update(size=len(self._buffer), durable=self._queue_store is not None)
-        return BufferMetrics(**values)
+        return self._outbox.snapshot()
 
     def _buffer_limit(self) -> int:
-        if self._queue_path:
-            return self._queue_max
-        return self._auth.max_buffer_message or 0
+        return self._outbox.limit()
 
     def _open_offline_queue(self) -> None:
-        """Open the sqlite queue and put the messages an earlier process left there in front of the buffer."""
-        store = DurableOfflineQueue(self._queue_path)
-        rows = store.load()
-        with self._lock:
-            self._queue_store = store
-            self._seq = itertools.count(max(store.max_seq() + 1, next(self._seq)))
-            known = {b._o_rowid for b in self._buffer}
-            restored = []
-            for row_id, seq, topic, payload, qos in rows:
-                if row_id in known:
-                    continue
-                bm = _Out(topic, payload, qos, None, seq, None)  # nobody holds this handle
-                bm._o_rowid, bm._o_counted = row_id, True
-                restored.append(bm)
-            self._metrics.restored += len(restored)
-            self._buffer = collections.deque(sorted(list(self._buffer) + restored, key=lambda b: b._o_seq))
-            while len(self._buffer) > self._queue_max:
-                oldest = self._buffer.popleft()
-                self._metrics.dropped += 1
-                self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
-                           f"offline queue full ({self._queue_max}); oldest message dropped")
-        if restored:
-            _logger.info("device %s: %d message(s) restored from the offline queue file", self._auth.id, len(restored))
+        """Open the durable queue: what an earlier process left goes in front of the buffer."""
+        self._seq = itertools.count(self._outbox.open(next(self._seq)))
 
     def _start_reliability(self) -> None:
-        if self._queue_path and self._queue_store is None:
+        if self._write_ahead and not self._outbox.durable:
             self._open_offline_queue()
         if self._ack_timeout:
             with self._lock:
@@ -732,33 +661,10 @@ class MqttConnection(Connection):
         thread, self._watchdog_thread = self._watchdog_thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
-        with self._lock:
-            store, self._queue_store = self._queue_store, None
-        if store is not None:
-            store.close()
-
-    def _persist_locked(self, bm: _Out) -> None:
-        """Count ``bm`` as queued (once) and write it to the durable queue (once)."""
-        if not bm._o_counted:
-            bm._o_counted = True
-            self._metrics.queued += 1
-        store = self._queue_store
-        if store is not None and bm._o_rowid is None:
-            bm._o_rowid = store.add(bm._o_seq, bm._o_topic, bm._o_payload, bm._o_qos)
+        self._outbox.close()
 
     def _forget_row(self, bm: _Out, sent: bool) -> None:
-        if not bm._o_counted:
-            return  # never buffered (the usual online publish): no counter, no row, no lock
-        with self._lock:
-            if sent:
-                self._metrics.sent += 1
-            row = bm._o_rowid
-            if row is None:
-                return
-            bm._o_rowid = None
-            store = self._queue_store
-        if store is not None:
-            store.remove(row)
+        self._outbox.forget(bm, sent)
 
     def _watchdog_loop(self) -> None:
         """Drop a link on which no PUBACK arrived for ``ack_timeout`` s while messages were in flight."""
@@ -871,28 +777,32 @@ class MqttConnection(Connection):
             return
         limit = self._buffer_limit()
         if limit <= 0:
+            if self._link_coming_up_locked():
+                # IoTDA pushes commands and property sets right after CONNACK, before connect() has restored
+                # the subscriptions: an answer made then joins the flush that precedes going online
+                self._buffer.append(bm)
+                return
             self._fail(bm, PublishError.REASON_OFFLINE, f"{why} and the offline buffer is disabled")
             return
         self._insert_locked(bm)
 
+    def _link_coming_up_locked(self) -> bool:
+        """True between an accepted CONNACK and the moment the attempt marks the link online."""
+        client = self._client
+        if client is None or self._closed.is_set():
+            return False
+        attempt = client.user_data_get()
+        return isinstance(attempt, _Attempt) and attempt.connack == 0 and not attempt.lost
+
     def _insert_locked(self, bm: _Out) -> None:
-        """Put ``bm`` in the buffer at its place by sequence number; drop the oldest when full."""
-        limit = self._buffer_limit()
-        if limit <= 0:
+        """Put ``bm`` in the outbox's buffer at its place by sequence number; the oldest is dropped when full."""
+        if self._buffer_limit() <= 0:
             self._fail(bm, PublishError.REASON_OFFLINE, "connection lost and the offline buffer is disabled")
             return
-        buf = self._buffer
-        self._persist_locked(bm)
-        if not buf or buf[-1]._o_seq < bm._o_seq:
-            buf.append(bm)
-        else:
-            idx = next(i for i, b in enumerate(buf) if b._o_seq > bm._o_seq)
-            buf.insert(idx, bm)
-        while len(buf) > limit:
-            oldest = buf.popleft()
-            self._metrics.dropped += 1
-            self._fail(oldest, PublishError.REASON_BUFFER_OVERFLOW,
-                       f"offline buffer full ({limit}); oldest message dropped")
+        self._outbox.insert(bm)
+
+    def _fail_overflow(self, bm: _Out, text: str) -> None:
+        self._fail(bm, PublishError.REASON_BUFFER_OVERFLOW, text)
 
     def _claim_pending(self) -> List[_Out]:
         """Take every in-flight message out of the pending map (by ``pop``: see :meth:`_track`), oldest first."""
@@ -906,8 +816,8 @@ class MqttConnection(Connection):
             self._insert_locked(bm)
 
     def _succeed(self, bm: _Out, mid: int) -> None:
-        if bm._o_counted:  # it went through the buffer (reliability helper): counters and durable row
-            self._forget_row(bm, sent=True)
+        if bm._o_counted or bm._o_rowid is not None:  # buffered or written ahead: counters, durable row
+            self._outbox.forget(bm, sent=True)
         bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
         bm._set_success(mid)
         listener = bm._o_listener
@@ -1005,8 +915,6 @@ class MqttConnection(Connection):
             self._requeue_pending_locked("connection lost")
             if self._drain_waiters:
                 self._drained.notify_all()
-            if was_established and time.monotonic() - attempt.connected_at >= self.STABLE_CONNECTION_SECONDS:
-                self._retry = 0
             if not was_established:
                 return  # the connecting thread handles a failure during its own attempt
             cause = str(rc)
@@ -1045,8 +953,8 @@ class MqttConnection(Connection):
         if self._drain_waiters and not pending:
             with self._lock:
                 self._drained.notify_all()
-        if bm._o_counted:  # it went through the buffer (reliability helper): counters and durable row
-            self._forget_row(bm, sent=True)
+        if bm._o_counted or bm._o_rowid is not None:  # buffered or written ahead: counters, durable row
+            self._outbox.forget(bm, sent=True)
         bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
         bm._set_success(mid)
         if bm._o_listener is not None:
