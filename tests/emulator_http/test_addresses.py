@@ -25,7 +25,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -35,11 +34,11 @@ import requests
 from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.emulator_http._cli import ROOT, read_banner
 from iotda_emulator import Emulator
 from iotda_emulator.certs import cert_names
 from iotda_emulator.datalock import DataDirInUse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EVENT_TIME = re.compile(r"^\d{8}T\d{6}Z$")
 
 
@@ -257,26 +256,11 @@ def _cli_start(data: str) -> subprocess.Popen:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_banner(proc: subprocess.Popen, timeout: float = 60.0) -> str:
-    lines, done = [], threading.Event()
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        done.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    done.wait(timeout)
-    return "".join(lines)
-
-
 def test_cli_refuses_a_second_emulator_and_a_killed_one_frees_the_directory(tmp_path):
     data = str(tmp_path / "data")
     first = _cli_start(data)
     try:
-        banner = _wait_banner(first)
+        banner = read_banner(first)
         assert "Press Ctrl-C" in banner, banner
         second = subprocess.run([sys.executable, "-m", "iotda_emulator", "start", "--data-dir", data,
                                  "--mqtt-port", "0", "--mqtts-port", "0", "--http-port", "0", "--https-port", "0"],
@@ -291,7 +275,7 @@ def test_cli_refuses_a_second_emulator_and_a_killed_one_frees_the_directory(tmp_
         first.communicate()
     third = _cli_start(data)
     try:
-        banner = _wait_banner(third)
+        banner = read_banner(third)
         assert "Press Ctrl-C" in banner, banner + (third.stderr.read() if third.poll() is not None else "")
         third.send_signal(signal.SIGINT)
         out, err = third.communicate(timeout=30)

@@ -8,14 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 
+from tests.emulator_http._cli import ROOT, read_banner
 from iotda_emulator import cli
 from tests.emulator_http.conftest import RawDevice, make_app_client
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -78,23 +77,6 @@ def test_default_ports_fall_back_to_free_ones_when_taken():
         holder.close()
 
 
-def _read_banner(proc: subprocess.Popen, timeout: float = 60.0) -> str:
-    lines = []
-    done = threading.Event()
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                done.set()
-                return
-        done.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    done.wait(timeout)
-    return "".join(lines)
-
-
 def test_start_prints_listeners_serves_devices_and_stops_on_ctrl_c(tmp_path):
     data = str(tmp_path / "data")
     added = run_cli("device", "add", "--device-id", "cli_live", "--secret", "live-secret-1", "--data-dir", data)
@@ -104,7 +86,7 @@ def test_start_prints_listeners_serves_devices_and_stops_on_ctrl_c(tmp_path):
          "--mqtts-port", "0", "--http-port", "0", "--https-port", "0", "--command-timeout", "3"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        banner = _read_banner(proc)
+        banner = read_banner(proc)
         assert "Press Ctrl-C" in banner, banner + (proc.stderr.read() if proc.poll() is not None else "")
         ports = {name: int(port) for name, port in re.findall(r"^\s+(MQTTS?|HTTPS?)\s+\w+://[^:]+:(\d+)", banner, re.M)}
         assert set(ports) == {"MQTT", "MQTTS", "HTTP", "HTTPS"} and all(ports.values())

@@ -1,20 +1,18 @@
 """``iotda-emulator start`` address flags: --bootstrap-host/--bootstrap-port, --advertise-host, the banner lines."""
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-import threading
 
 import pytest
 
+from tests.emulator_http._cli import ROOT, read_banner
 from iotda_emulator import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALIAS_OK = cli.address_is_local(cli.BOOTSTRAP_LOOPBACK)
 NO_ALIAS = "127.0.0.2 cannot be bound on this system (Linux routes all of 127/8 to lo; stock macOS does not)"
 
@@ -24,21 +22,6 @@ def _start(*extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "iotda_emulator", "start", "--mqtt-port", "0", "--mqtts-port", "0",
          "--http-port", "0", "--https-port", "0", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _banner(proc: subprocess.Popen, timeout: float = 60.0) -> str:
-    lines, done = [], threading.Event()
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        done.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    done.wait(timeout)
-    return "".join(lines)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -82,7 +65,7 @@ def test_bootstrap_choice_rules():
 def test_default_bootstrap_is_a_second_loopback_host_on_the_mqtts_port(tmp_path):
     proc = _start("--data-dir", str(tmp_path / "d"))
     try:
-        banner = _banner(proc)
+        banner = read_banner(proc)
         assert "Press Ctrl-C" in banner, banner + (proc.stderr.read() if proc.poll() is not None else "")
         mqtts = _line(banner, "MQTTS")
         boot = _line(banner, "Bootstrap")
@@ -99,7 +82,7 @@ def test_explicit_bootstrap_port_and_advertised_host_on_a_wildcard(tmp_path):
     proc = _start("--data-dir", str(tmp_path / "d"), "--host", "0.0.0.0", "--advertise-host", "127.0.0.1",
                   "--bootstrap-port", "0")
     try:
-        banner = _banner(proc)
+        banner = read_banner(proc)
         assert "Press Ctrl-C" in banner, banner + (proc.stderr.read() if proc.poll() is not None else "")
         for label in ("MQTT", "MQTTS", "HTTP", "HTTPS", "Bootstrap"):
             assert _line(banner, label)["host"] == "127.0.0.1", label
