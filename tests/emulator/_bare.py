@@ -5,19 +5,15 @@ tests can check what IoTDA tells a device (and what it does not).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import queue
 import threading
-from typing import List, Optional
+from typing import List
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from iotda_emulator.access_front import hmac_password
-
-
-def hour_stamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d%H")
+from tests.emulator.bare_device import hour_stamp  # noqa: F401 (re-exported to the robustness tests)
 
 
 class BareDevice:

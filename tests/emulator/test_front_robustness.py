@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from iotda_emulator import Emulator
 from iotda_emulator.access_front import hmac_password
-from iotda_emulator.mqtt_packets import encode_varint
+from iotda_emulator.mqtt_packets import ConnectInfo, encode_connect, encode_varint
 from iotda_emulator.protocol import topics
 from tests.emulator._bare import BareDevice, hour_stamp
 
@@ -122,6 +122,14 @@ def test_a_device_cannot_claim_the_platform_account(emulator):
         assert codes[0].is_failure
 
 
+def _connect_packet(rec: dict, keepalive: int) -> bytes:
+    """An MQTT 3.1.1 CONNECT (clean session) as an IoTDA device with a secret sends it."""
+    ts = hour_stamp()
+    info = ConnectInfo("MQTT", 4, 0x02, keepalive, f"{rec['device_id']}_0_0_{ts}", rec["device_id"],
+                       hmac_password(rec["secret"], ts).encode())
+    return encode_connect(info)
+
+
 def _raw(emu) -> socket.socket:
     s = socket.create_connection((emu.host, emu.mqtt_port), timeout=5)
     return s
@@ -175,15 +183,10 @@ def test_a_device_that_never_reads_is_cut_off_as_a_slow_consumer(fresh_emulator)
     emu.add_topic_policy("loop/%u/#")
     emu.front.max_queued_bytes = 2 * 1024 * 1024
     rec = emu.create_device()
-    ts = hour_stamp()
-    cid, did = f"{rec['device_id']}_0_0_{ts}".encode(), rec["device_id"].encode()
-    pw = hmac_password(rec["secret"], ts).encode()
-    body = (b"\x00\x04MQTT\x04\xc2\x00\x3c" + struct.pack("!H", len(cid)) + cid + struct.pack("!H", len(did))
-            + did + struct.pack("!H", len(pw)) + pw)
     s = _raw(emu)
     # a small receive buffer: the kernel cannot soak up what the device refuses to read
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(bytes([0x10]) + encode_varint(len(body)) + body)
+    s.sendall(_connect_packet(rec, keepalive=60))
     assert s.recv(4)[:2] == b"\x20\x02"
     topic = f"loop/{rec['device_id']}/x".encode()
     sub = struct.pack("!H", 1) + struct.pack("!H", len(topic)) + topic + b"\x00"
@@ -223,14 +226,9 @@ def test_a_socket_that_never_sends_connect_is_closed_after_the_connect_timeout()
 def test_a_silent_device_is_dropped_after_one_and_a_half_keepalives(emulator):
     """IoTDA's idle rule (1.5 x keep-alive, at least 30 s): a device that stops sending goes offline."""
     rec = emulator.create_device()
-    ts = hour_stamp()
-    cid, did = f"{rec['device_id']}_0_0_{ts}".encode(), rec["device_id"].encode()
-    pw = hmac_password(rec["secret"], ts).encode()
-    body = (b"\x00\x04MQTT\x04\xc2\x00\x1e" + struct.pack("!H", len(cid)) + cid + struct.pack("!H", len(did))
-            + did + struct.pack("!H", len(pw)) + pw)   # keep-alive 30 s, then silence
     s = _raw(emu := emulator)
     try:
-        s.sendall(bytes([0x10]) + encode_varint(len(body)) + body)
+        s.sendall(_connect_packet(rec, keepalive=30))   # then silence
         assert s.recv(4)[:2] == b"\x20\x02"
         assert emu.wait_online(rec["device_id"], 5)
         started = time.monotonic()
