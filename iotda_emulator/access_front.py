@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from iotda_emulator import mqtt_packets as mp
-from iotda_emulator.broker import SERVICE_ACCOUNT
+from iotda_emulator.broker import SERVICE_ACCOUNT, BrokerAddress
 from iotda_emulator.protocol import topics
 from iotda_emulator.topic_acl import TopicAuthorizer, filters_overlap
 from iotda_emulator.certs import fingerprint_sha1, fingerprint_sha256, normalize_fingerprint
@@ -489,12 +489,10 @@ class AccessFront:
         return True
 
     async def _open_broker(self) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        address = self.broker_address()
-        path = getattr(address, "path", None)
-        if path:
-            return await asyncio.wait_for(asyncio.open_unix_connection(path), 5)
-        host, port = (address.host, address.port) if hasattr(address, "host") else address
-        return await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+        address = BrokerAddress.of(self.broker_address())
+        if address.path:
+            return await asyncio.wait_for(asyncio.open_unix_connection(address.path), 5)
+        return await asyncio.wait_for(asyncio.open_connection(address.host, address.port), 5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
         try:

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ class BrokerAddress:
     host: str
     port: int
     path: Optional[str] = None
+
+    @classmethod
+    def of(cls, address: "BrokerAddress | Tuple[str, int]") -> "BrokerAddress":
+        """``address`` as a BrokerAddress (a (host, port) tuple names a TCP broker, e.g. an external one)."""
+        return address if isinstance(address, BrokerAddress) else cls(*address)
 
     @property
     def transport(self) -> str:

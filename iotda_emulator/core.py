@@ -180,8 +180,7 @@ class PlatformCore:
         self._connect_epoch: Optional[int] = None
         self._subscribed_epoch: Optional[int] = None
         self.client_id = f"iotda-emulator-platform-{uuid.uuid4().hex[:12]}"
-        address = broker_address()
-        self._transport = address.transport if isinstance(address, BrokerAddress) else "tcp"
+        self._transport = BrokerAddress.of(broker_address()).transport
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                    protocol=mqtt.MQTTv5, transport=self._transport)
         self._client.username_pw_set(service_account)
@@ -198,11 +197,9 @@ class PlatformCore:
         """Connect to the broker, subscribe to every device uplink and load the platform services."""
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="emu-core-dispatch", daemon=True)
         self._dispatcher.start()
-        address = self.broker_address()
-        if isinstance(address, BrokerAddress):
-            host, port = (address.path, 1883) if address.path else (address.host, address.port)
-        else:
-            host, port = address
+        address = BrokerAddress.of(self.broker_address())
+        # paho takes a unix socket's path as the host (and wants some port)
+        host, port = (address.path, 1883) if address.path else (address.host, address.port)
         # A session the broker keeps for an hour: uplinks acknowledged to devices while the core's own
         # link is down are queued for it, not dropped (a broker restart loses it: see is_ready).
         props = Properties(PacketTypes.CONNECT)
