@@ -5,28 +5,22 @@ queues N reports, prints ``QUEUED <n>`` and then waits to be SIGKILLed.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 from iot_device_sdk_python.client.client_conf import ClientConf
-from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.client.request.service_property import ServiceProperty
 from iot_device_sdk_python.iot_device import IotDevice
+from tests._device_proc import auth_info, device_args
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host")
-    ap.add_argument("--port", type=int)
-    ap.add_argument("--device-id")
-    ap.add_argument("--secret")
+    ap = device_args()
     ap.add_argument("--queue")
     ap.add_argument("-n", type=int)
     args = ap.parse_args()
-    info = ConnectAuthInfo()
-    info.id, info.secret, info.server_uri, info.port, info.tls = args.device_id, args.secret, args.host, args.port, False
+    info = auth_info(args)
     info.offline_queue_path = args.queue
     info.min_backoff, info.max_backoff = 100, 500
     device = IotDevice(ClientConf(info, MqttConnectConf()))

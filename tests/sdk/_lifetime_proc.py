@@ -2,14 +2,13 @@
 listener and returns. Prints ``CONNECTED``; with ``--opt-out`` it sets ``keep_process_alive = False``."""
 from __future__ import annotations
 
-import argparse
 
 from iot_device_sdk_python.client.client_conf import ClientConf
-from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.client.listener.command_listener import CommandListener
 from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.client.request.command_response import CommandRsp
 from iot_device_sdk_python.iot_device import IotDevice
+from tests._device_proc import auth_info, device_args
 
 
 class Answer(CommandListener):
@@ -21,15 +20,10 @@ class Answer(CommandListener):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host")
-    ap.add_argument("--port", type=int)
-    ap.add_argument("--device-id")
-    ap.add_argument("--secret")
+    ap = device_args()
     ap.add_argument("--opt-out", action="store_true")
     args = ap.parse_args()
-    info = ConnectAuthInfo()
-    info.id, info.secret, info.server_uri, info.port, info.tls = args.device_id, args.secret, args.host, args.port, False
+    info = auth_info(args)
     if args.opt_out:
         info.keep_process_alive = False
     device = IotDevice(ClientConf(info, MqttConnectConf()))
