@@ -9,11 +9,14 @@ BENCH_ARGS ?=
 .PHONY: setup system-deps demo test bench soak emulator docs clean
 
 # Set-up output goes to stderr, so that `make bench` prints nothing but its JSON on stdout.
-$(STAMP): setup.py requirements/requirements.txt requirements/requirements-emulator.txt requirements/requirements-dev.txt
-	@echo "creating $(VENV) and installing the project" >&2
+# Two distributions, both editable: the SDK (pyproject.toml at the root) and the emulator (iotda_emulator/);
+# the demos are not installed: they run from the checkout (python -m iot_device_demo.quickstart).
+$(STAMP): setup.py pyproject.toml iotda_emulator/pyproject.toml iotda_emulator/requirements.txt \
+          requirements/requirements.txt requirements/requirements-emulator.txt requirements/requirements-dev.txt
+	@echo "creating $(VENV) and installing the SDK, the emulator and the dev tools" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(VPY) -m pip install -q --upgrade pip >&2
-	@$(VPY) -m pip install -q -e '.[dev]' >&2
+	@$(VPY) -m pip install -q -r requirements/requirements-dev.txt -e . -e ./iotda_emulator >&2
 	@touch $(STAMP)
 
 system-deps:
@@ -39,8 +42,10 @@ emulator: setup
 	$(VPY) -m iotda_emulator start
 
 clean:
-	rm -rf $(VENV) .venv-py310 .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .venv-py310 .pytest_cache .hypothesis build dist *.egg-info \
+	       iotda_emulator/build iotda_emulator/dist iotda_emulator/*.egg-info
 
-# Regenerates doc/api-reference.md from the docstrings.
+# Regenerates doc/api-reference.md from the docstrings and doc/emulator.md's REST operations table from the routes.
 docs: setup
 	$(VPY) doc/gen_api_reference.py
+	$(VPY) doc/gen_emulator_api.py

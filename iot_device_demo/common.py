@@ -230,8 +230,8 @@ class Demo:
     def _start_local(self) -> None:
         try:
             from iotda_emulator import Emulator
-        except ImportError as exc:   # the SDK alone is installed: pip install '.[emulator]'
-            raise DemoError(f"local mode needs the emulator package (pip install '.[emulator]'): {exc}") from None
+        except ImportError as exc:   # the SDK alone is installed: pip install ./iotda_emulator
+            raise DemoError(f"local mode needs the emulator package (pip install ./iotda_emulator): {exc}") from None
         say("[platform] starting the local IoTDA emulator ...")
         self.emulator = Emulator(data_dir=os.path.join(self.work_dir, "emulator"))
         self.emulator.start()
@@ -367,15 +367,18 @@ class Demo:
             setattr(auth, key, value)
         return auth
 
-    def client_conf(self, auth: Optional[ConnectAuthInfo] = None, **overrides: Any) -> ClientConf:
-        return ClientConf(auth if auth is not None else self.connect_auth_info(**overrides), MqttConnectConf())
+    def client_conf(self, auth: Optional[ConnectAuthInfo] = None, mqtt_conf: Optional[MqttConnectConf] = None,
+                    **overrides: Any) -> ClientConf:
+        return ClientConf(auth if auth is not None else self.connect_auth_info(**overrides),
+                          mqtt_conf if mqtt_conf is not None else MqttConnectConf())
 
-    def create_device(self, device_cls: Any = None, *, auth: Optional[ConnectAuthInfo] = None, **overrides: Any) -> Any:
+    def create_device(self, device_cls: Any = None, *, auth: Optional[ConnectAuthInfo] = None,
+                      mqtt_conf: Optional[MqttConnectConf] = None, **overrides: Any) -> Any:
         """Build (not connect) an IotDevice (or ``device_cls``) for this run; it is destroyed at close."""
         if device_cls is None:
             from iot_device_sdk_python.iot_device import IotDevice
             device_cls = IotDevice
-        device = device_cls(self.client_conf(auth, **overrides))
+        device = device_cls(self.client_conf(auth, mqtt_conf, **overrides))
         self._devices.append(device)
         return device
 

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import re
+import socket
 import ssl
 import threading
 import time
@@ -25,19 +26,22 @@ from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from iotda_emulator import mqtt_packets as mp
+from iotda_emulator import websocket as ws
 from iotda_emulator.broker import SERVICE_ACCOUNT, BrokerAddress
 from iotda_emulator.protocol import topics
 from iotda_emulator.topic_acl import TopicAuthorizer, filters_overlap
+from iotda_emulator.topic_check import topic_error
 from iotda_emulator.certs import fingerprint_sha1, fingerprint_sha256, normalize_fingerprint
 
 logger = logging.getLogger(__name__)
 
-MAX_PUBLISH_PAYLOAD = 1024 * 1024   # iotda-protocol.md §1.5: larger publishes are rejected
+MAX_PUBLISH_PAYLOAD = 1024 * 1024   # doc/protocol.md §1.5: larger publishes are rejected
+_MAX_TOPIC_ALIAS = 64                # MQTT 5 aliases the front remembers per link (the broker allows 10)
 
 
 @dataclass
 class FrontLimits:
-    """IoTDA's per-connection publish limits (``iotda-protocol.md`` §1.5) enforced on device uplinks.
+    """IoTDA's per-connection publish limits (``doc/protocol.md`` §1.5) enforced on device uplinks.
 
     ``strict``: a PUBLISH with QoS 2, the RETAIN flag or a payload above ``max_payload`` bytes closes the
     connection (MQTT 5 devices first get a DISCONNECT with the reason code). ``rate_limit``: at most this
@@ -56,6 +60,11 @@ class FrontLimits:
 
 #: ``on_violation(device_id, reason, topic, details)``: a link was closed for breaking a limit.
 ViolationCallback = Callable[[str, str, str, dict], None]
+
+_PINGRESP = 13
+_PINGREQ = bytes([mp.PINGREQ << 4, 0])
+_DIRECT_WRITE_LIMIT = 64 * 1024   # bytes in a socket's buffer above which packets go through the queue again
+_ALLOWED_TOPICS_PER_LINK = 256    # remembered allowed sys/ topics per link (cleared when full)
 
 CLIENT_ID_RE = re.compile(r"^(?P<device_id>[A-Za-z0-9_\-]{1,128})_0_(?P<sign_type>[01])_(?P<ts>\d{10})$")
 
@@ -89,17 +98,21 @@ def _parse_hour(ts: str) -> Optional[_dt.datetime]:
 
 
 class IotdaAuthenticator:
-    """The standard IoTDA rules (``iotda-protocol.md`` §1.2-1.5) against the emulator's registry.
+    """The standard IoTDA rules (``doc/protocol.md`` §1.2-1.5) against the emulator's registry.
 
     ``lookup(device_id) -> dict|None`` returns the registry record; ``bind(device_id, fingerprint)``
-    stores the fingerprint of a certificate device's first connection.
+    stores the fingerprint of a certificate device's first connection. ``cert_check(cert_der)``, when given,
+    returns None for a client certificate from a trusted device CA, else the reason to refuse it
+    (``iotda_emulator.device_ca.DeviceCaRegistry.check``).
     """
 
     def __init__(self, lookup: Callable[[str], Optional[dict]], bind: Callable[[str, str], None],
-                 sign_tolerance_hours: float = 1) -> None:
+                 sign_tolerance_hours: float = 1,
+                 cert_check: Optional[Callable[[bytes], Optional[str]]] = None) -> None:
         self.lookup = lookup
         self.bind = bind
         self.sign_tolerance_hours = sign_tolerance_hours
+        self.cert_check = cert_check
 
     def __call__(self, info: mp.ConnectInfo, peer_cert_der: Optional[bytes]) -> AuthDecision:
         if not 30 <= info.keepalive <= 1200:
@@ -130,6 +143,9 @@ class IotdaAuthenticator:
         else:
             if peer_cert_der is None:
                 return AuthDecision(mp.BAD_CREDENTIALS, reason="no password and no client certificate")
+            untrusted = self.cert_check(peer_cert_der) if self.cert_check is not None else None
+            if untrusted:
+                return AuthDecision(mp.BAD_CREDENTIALS, reason=untrusted)
             registered = normalize_fingerprint(record.get("fingerprint"))
             if registered:
                 actual = fingerprint_sha1(peer_cert_der) if len(registered) == 40 else fingerprint_sha256(peer_cert_der)
@@ -181,12 +197,33 @@ class _Link:
         self.unsub_fifo: Deque[None] = collections.deque()
         self.explicit: Dict[str, int] = {}             # the device's own filters -> QoS asked (max 1)
         self.implicit: Dict[str, Optional[int]] = {}   # implicit filter -> QoS the broker holds for it
+        self.aliases: Dict[int, str] = {}              # MQTT 5: topic alias -> topic, as the device set them
         self.next_pid = 0
         # bytes queued toward each side (bounded: see AccessFront.max_queued_bytes)
         self.down_bytes = 0
         self.up_bytes = 0
         self.up_room = asyncio.Event()
         self.up_room.set()
+        # a writer task holds a packet it took from its queue but has not written yet: no direct writes
+        self.up_busy = False
+        self.down_busy = False
+        # topics under the device's own sys/ that it was allowed to publish: that decision depends on the
+        # topic alone, so it is not asked again (bounded; request-id topics make many distinct ones)
+        self.sys_prefix = topics.device_root(device_id) + "sys/"
+        self.allowed_topics: Set[bytes] = set()
+        # direct hand-off to the platform (AccessFront.platform_intake): raw topic -> topic, "" = not one of the
+        # device's own system uplinks (bounded like allowed_topics)
+        self.direct_topics: Dict[bytes, str] = {}
+        # a PUBLISH of this link went through Mosquitto: every later one does too, so that the platform never
+        # sees a direct uplink before one sent earlier on the slower path
+        self.via_broker = False
+        # the broker must see traffic from this link within 1.5 x keep-alive even when every device packet is
+        # handed over directly: the front pings it (and swallows the PINGRESP) at most every quarter keep-alive,
+        # on a hand-over; so the broker's idle deadline is at least 1.25 x keep-alive after the device's last
+        # packet, and a device sending within its keep-alive (MQTT 3.1.1 §3.1.2.10) is never dropped for it
+        self.ping_every = 0.0
+        self.pinged_at = time.monotonic()
+        self.own_pings = 0
 
     def abort(self) -> None:
         """Close both sides at once (RST where possible)."""
@@ -232,6 +269,13 @@ class AccessFront:
     read (the link is then closed as a slow consumer); toward the broker the device is read no faster
     than the broker takes it.
 
+    Direct uplinks: with ``platform_intake`` (the platform core in the same process), a device's own system
+    uplinks (``$oc/devices/{own id}/sys/...`` of the uplink kinds, which only the platform may receive) are
+    handed to it on the loop thread instead of going through Mosquitto, and a QoS 1 one is acknowledged to
+    the device right after; everything else (custom and policy topics, RETAIN, QoS 2, MQTT 5 properties,
+    packets held by fault hooks) still goes through the broker, and once one PUBLISH of a link did, the
+    rest of that link's do too (the platform sees a device's messages in the order sent).
+
     Callbacks (run on the front's loop thread, must not block): ``on_online(device_id)`` after the broker
     accepted the link, ``on_ready(device_id)`` once the implicit subscription is in place,
     ``on_offline(device_id)`` when its current link ends.
@@ -249,12 +293,17 @@ class AccessFront:
                  topic_authorizer: Optional[TopicAuthorizer] = None,
                  platform_ready: Optional[Callable[[], bool]] = None, hold_timeout: float = 3.0,
                  service_account: str = SERVICE_ACCOUNT, max_pending_connects: int = 256,
-                 max_queued_bytes: int = 8 * 1024 * 1024) -> None:
+                 max_queued_bytes: int = 8 * 1024 * 1024, ws_port: Optional[int] = None,
+                 ws_path: str = "/mqtt",
+                 platform_intake: Optional[Callable[[str, bytes], None]] = None) -> None:
         self.broker_address = broker_address
         self.authenticator = authenticator
         self.host = host
         self._want_port = port
         self._want_tls_port = tls_port
+        #: MQTT over WebSocket with TLS (wss), on a listener of its own (iotda_emulator/websocket.py)
+        self._want_ws_port = ws_port
+        self.ws_path = ws_path
         self.ssl_context = ssl_context
         self.on_online = on_online
         self.on_ready = on_ready
@@ -264,6 +313,7 @@ class AccessFront:
         self.name = name
         self.port: Optional[int] = None
         self.tls_port: Optional[int] = None
+        self.ws_port: Optional[int] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._servers: List[asyncio.AbstractServer] = []
@@ -283,6 +333,11 @@ class AccessFront:
         self._overload_logged = False
         self._throttled: Dict[str, int] = {}
         self._violation_logged: Set[Tuple[str, str]] = set()
+        #: ``platform_intake(topic, payload)``: the platform core in this process (``PlatformCore.take_uplink``);
+        #: when set, a device's own system uplinks skip Mosquitto (see :meth:`_hand_over`). None: all via the broker
+        self.platform_intake = platform_intake
+        #: device PUBLISH packets handed straight to ``platform_intake``
+        self.direct_uplinks = 0
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self) -> "AccessFront":
@@ -322,6 +377,14 @@ class AccessFront:
                                              ssl_handshake_timeout=self.connect_timeout)
             self._servers.append(srv)
             self.tls_port = srv.sockets[0].getsockname()[1]
+        if self._want_ws_port is not None:
+            if self.ssl_context is None:
+                raise ValueError("ws_port needs an ssl_context (IoTDA serves MQTT over WebSocket with TLS only)")
+            srv = await asyncio.start_server(lambda r, w: self._spawn(r, w, True, websocket=True), self.host,
+                                             self._want_ws_port, ssl=self.ssl_context,
+                                             ssl_handshake_timeout=self.connect_timeout)
+            self._servers.append(srv)
+            self.ws_port = srv.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         """Close the listeners and every link, and stop the loop thread."""
@@ -399,13 +462,22 @@ class AccessFront:
         """Device ids with a link through this front."""
         return list(self._call(lambda: list(self._links)) or [])
 
+    def subscribers(self, topic: str) -> List[str]:
+        """Device ids with a link through this front whose own SUBSCRIBE filters match ``topic``
+        (the implicit system subscriptions are not counted); used for broadcast limits."""
+        def _s():
+            return [d for d, link in self._links.items()
+                    if any(topics.topic_matches(f, topic) for f in link.explicit)]
+        return list(self._call(_s) or [])
+
     def throttled(self, device_id: Optional[str] = None) -> int:
         """PUBLISH packets dropped by the rate limit: of ``device_id``, or of every device when None."""
         counts = dict(self._throttled)  # plain dict reads are atomic enough for counters
         return counts.get(device_id, 0) if device_id is not None else sum(counts.values())
 
     # ---- connections ------------------------------------------------------------------------------
-    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
+    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool,
+               websocket: bool = False) -> None:
         if self._pending_connects >= self.max_pending_connects:
             # a flood of sockets that never authenticate: refuse new ones instead of holding them all
             if not self._overload_logged:
@@ -415,9 +487,25 @@ class AccessFront:
             writer.transport.abort()
             return
         self._pending_connects += 1
-        task = asyncio.ensure_future(self._handle(reader, writer, tls))
+        task = asyncio.ensure_future(self._handle_ws(reader, writer) if websocket else self._handle(reader, writer, tls))
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
+
+    async def _handle_ws(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A wss connection: the WebSocket handshake, then the same path as a TLS connection."""
+        try:
+            opened = await ws.accept(reader, writer, self.ws_path, self.connect_timeout)
+        except BaseException:
+            self._pending_connects -= 1
+            raise
+        if opened is None:
+            self._pending_connects -= 1
+            return
+        mqtt_reader, mqtt_writer, pump = opened
+        try:
+            await self._handle(mqtt_reader, mqtt_writer, True)  # counts the pending connect down
+        finally:
+            pump.cancel()
 
     async def _refuse(self, writer: asyncio.StreamWriter, code: int, level: int) -> None:
         try:
@@ -491,7 +579,7 @@ class AccessFront:
     async def _open_broker(self) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         address = BrokerAddress.of(self.broker_address())
         if address.path:
-            return await asyncio.wait_for(asyncio.open_unix_connection(address.path), 5)
+            return await asyncio.wait_for(_open_unix(address.path), 5)
         return await asyncio.wait_for(asyncio.open_connection(address.host, address.port), 5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool) -> None:
@@ -548,6 +636,7 @@ class AccessFront:
             return
         logger.info("%s: %s online", self.name, link.device_id)
         self._notify(self.on_online, link.device_id)
+        link.ping_every, link.pinged_at = info.keepalive / 4, time.monotonic()
         up_q: asyncio.Queue = asyncio.Queue()
         down_q: asyncio.Queue = asyncio.Queue()
         # the implicit subscription goes out before any packet of the device, so it is in place before
@@ -570,7 +659,18 @@ class AccessFront:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # ---- queues -------------------------------------------------------------------------------------
+    @staticmethod
+    def _direct(link: _Link, writer: Optional[asyncio.StreamWriter], q: asyncio.Queue, busy: bool) -> bool:
+        """True when a packet may be written at once instead of through the queue and its writer task: nothing
+        queued or held before it, no fault delay or pause, and the socket's buffer (bounded) nearly empty."""
+        return (not busy and q.empty() and not link.delay and link.gate.is_set() and writer is not None
+                and not writer.transport.is_closing()
+                and writer.transport.get_write_buffer_size() < _DIRECT_WRITE_LIMIT)
+
     def _to_broker(self, link: _Link, q: asyncio.Queue, raw: Optional[bytes]) -> None:
+        if raw is not None and self._direct(link, link.broker_writer, q, link.up_busy):
+            link.broker_writer.write(raw)
+            return
         if raw is not None:
             link.up_bytes += len(raw)
             if link.up_bytes > self.max_queued_bytes:
@@ -579,6 +679,9 @@ class AccessFront:
 
     def _to_device(self, link: _Link, q: asyncio.Queue, raw: Optional[bytes]) -> bool:
         """Queue ``raw`` for the device; False (and the link closed) when the device stopped reading."""
+        if raw is not None and self._direct(link, link.client_writer, q, link.down_busy):
+            link.client_writer.write(raw)
+            return True
         if raw is not None:
             link.down_bytes += len(raw)
             if link.down_bytes > self.max_queued_bytes and link.gate.is_set():
@@ -593,6 +696,10 @@ class AccessFront:
                           upstream: bool) -> None:
         while True:
             due, raw = await q.get()
+            if upstream:
+                link.up_busy = True
+            else:
+                link.down_busy = True
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -603,6 +710,10 @@ class AccessFront:
             if raw is None:
                 return
             writer.write(raw)
+            if upstream:
+                link.up_busy = False
+            else:
+                link.down_busy = False
             await writer.drain()
             if upstream:
                 link.up_bytes -= len(raw)
@@ -615,40 +726,140 @@ class AccessFront:
     async def _read_device(self, link: _Link, reader: asyncio.StreamReader, up_q: asyncio.Queue,
                            down_q: asyncio.Queue) -> None:
         limits = self.limits if self.limits is not None and self.limits.active else None
+        packets = mp.PacketReader(reader)
         try:
             while True:
                 await link.up_room.wait()   # back-pressure: read the device no faster than the broker takes it
                 try:
-                    pkt = await mp.read_packet(reader)
+                    batch = await packets.read_packets()
                 except mp.PacketTooLarge as exc:
                     if limits is not None and limits.strict and exc.first_byte >> 4 == mp.PUBLISH:
                         await self._violate(link, "payload_too_large", "", exc.first_byte, size=exc.length)
                     raise
-                if pkt is None:
+                if not batch or await self._from_device(link, batch, limits, up_q, down_q):
                     break
-                ptype = pkt.type
-                if ptype == mp.PUBLISH:
-                    if limits is not None and limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
-                        if await self._check_strict(link, pkt, limits):
-                            break
-                    if self.topic_authorizer is not None and not await self._check_topic(link, pkt, down_q):
-                        if link.closed.is_set():
-                            break
-                        continue
-                    if limits is not None and limits.rate_limit and not self._take_token(link, limits.rate_limit):
-                        self._throttle(link, pkt, down_q)
-                        continue
-                elif ptype == mp.SUBSCRIBE:
-                    self._device_subscribe(link, pkt, up_q, down_q)
-                    continue
-                elif ptype == mp.UNSUBSCRIBE:
-                    self._device_unsubscribe(link, pkt, up_q)
-                    continue
-                self._to_broker(link, up_q, pkt.raw)
         except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
             logger.debug("%s: device side of %s ended: %s", self.name, link.device_id, type(exc).__name__)
         self._to_broker(link, up_q, None)
         await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
+
+    async def _from_device(self, link: _Link, batch: List[mp.Packet], limits: Optional[FrontLimits],
+                           up_q: asyncio.Queue, down_q: asyncio.Queue) -> bool:
+        """Check and forward the packets of one read, consecutive plain ones in one write; True: end the link."""
+        run: List[bytes] = []
+        for pkt in batch:
+            ptype = pkt.type
+            if ptype == mp.PUBLISH:
+                if limits is not None and limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
+                    self._flush_up(link, up_q, run)
+                    if await self._check_strict(link, pkt, limits):
+                        return True
+                if self.topic_authorizer is not None and (
+                        link.level == 5 or _topic_bytes(pkt.body) not in link.allowed_topics):  # 5: aliases
+                    self._flush_up(link, up_q, run)
+                    if not await self._check_topic(link, pkt, down_q):
+                        if link.closed.is_set():
+                            return True
+                        continue
+                if limits is not None and limits.rate_limit and not self._take_token(link, limits.rate_limit):
+                    self._throttle(link, pkt, down_q)
+                    continue
+                if self.platform_intake is not None and not link.via_broker:
+                    self._flush_up(link, up_q, run)
+                    if await self._hand_over(link, pkt, up_q, down_q):
+                        continue
+                    link.via_broker = True
+            elif ptype == mp.SUBSCRIBE:
+                self._flush_up(link, up_q, run)
+                self._device_subscribe(link, pkt, up_q, down_q)
+                continue
+            elif ptype == mp.UNSUBSCRIBE:
+                self._flush_up(link, up_q, run)
+                self._device_unsubscribe(link, pkt, up_q)
+                continue
+            run.append(pkt.raw)
+        self._flush_up(link, up_q, run)
+        return False
+
+    async def _hand_over(self, link: _Link, pkt: mp.Packet, up_q: asyncio.Queue, down_q: asyncio.Queue) -> bool:
+        """Give an authorized device PUBLISH straight to ``platform_intake`` when it is one of the device's own
+        system uplinks and nothing makes the broker path differ; True when it was handed over (and acknowledged).
+
+        False leaves it to Mosquitto: another topic, RETAIN, QoS 2, MQTT 5 properties (topic aliases included),
+        a malformed header, or packets queued, delayed or paused before it (fault hooks, back-pressure).
+        """
+        fb = pkt.first_byte
+        qos = (fb >> 1) & 0x03
+        if fb & 0x01 or qos > 1:
+            return False
+        body = pkt.body
+        raw_topic = _topic_bytes(body)
+        topic = link.direct_topics.get(raw_topic)
+        if topic is None:
+            topic = self._direct_topic(link, raw_topic)
+        if not topic:
+            return False
+        pos = 2 + len(raw_topic)
+        pid = None
+        if qos:
+            if len(body) < pos + 2:
+                return False
+            pid = (body[pos] << 8) | body[pos + 1]
+            if not pid:
+                return False   # a protocol error: Mosquitto closes the connection for it
+            pos += 2
+        if link.level == 5:
+            if len(body) <= pos or body[pos]:
+                return False   # properties (or none at all: malformed)
+            pos += 1
+        if link.sub_fifo or link.unsub_fifo:
+            # a (UN)SUBSCRIBE is still on its way through the broker: the platform's answers to this uplink
+            # must find the subscriptions the device made before it, as they would via the broker
+            deadline = time.monotonic() + self.connect_timeout
+            while (link.sub_fifo or link.unsub_fifo) and not link.closed.is_set():
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.001)
+        if not self._direct(link, link.broker_writer, up_q, link.up_busy):
+            return False
+        if link.ping_every:
+            now = time.monotonic()
+            if now - link.pinged_at >= link.ping_every:
+                link.pinged_at = now
+                link.own_pings += 1
+                link.broker_writer.write(_PINGREQ)
+        self.direct_uplinks += 1
+        try:
+            self.platform_intake(topic, body[pos:])   # PlatformCore.take_uplink never raises; another might
+        except Exception:  # noqa: BLE001 - taken as the broker would have: acknowledged, the failure logged
+            logger.exception("%s: platform intake failed on %r", self.name, topic)
+        if pid is not None:
+            self._to_device(link, down_q, mp.encode_puback(pid))
+        return True
+
+    @staticmethod
+    def _direct_topic(link: _Link, raw_topic: bytes) -> str:
+        """``raw_topic`` decoded when it is one of ``link``'s device's own system uplink topics, else ""
+        (remembered per link either way)."""
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError:
+            topic = ""
+        if topic and (topic_error(topic) is not None or not topic.startswith(link.sys_prefix)):
+            topic = ""
+        if topic:
+            info = topics.classify(topic)
+            if info.kind not in topics.UPLINK_KINDS or info.device_id != link.device_id:
+                topic = ""
+        if len(link.direct_topics) >= _ALLOWED_TOPICS_PER_LINK:
+            link.direct_topics.clear()
+        link.direct_topics[raw_topic] = topic
+        return topic
+
+    def _flush_up(self, link: _Link, up_q: asyncio.Queue, run: List[bytes]) -> None:
+        if run:
+            self._to_broker(link, up_q, run[0] if len(run) == 1 else b"".join(run))
+            run.clear()
 
     async def _check_topic(self, link: _Link, pkt: mp.Packet, down_q: asyncio.Queue) -> bool:
         """True when the device may publish ``pkt``; otherwise refuse it as IoTDA would and return False."""
@@ -656,14 +867,30 @@ class AccessFront:
             topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
         except mp.PacketError:
             return True  # malformed: Mosquitto closes the connection for it
-        if link.level == 5 and not topic:
-            return True  # MQTT 5 topic alias: the broker resolves it (and applies its ACL)
+        if link.level == 5:
+            # MQTT 5 topic aliases: the same rules for a publish that names its topic by alias alone
+            try:
+                alias = mp.publish_topic_alias(pkt.first_byte, pkt.body)
+            except mp.PacketError:
+                return True  # malformed: Mosquitto closes the connection for it
+            if alias is not None:
+                if topic:
+                    if alias <= _MAX_TOPIC_ALIAS:  # Mosquitto refuses larger ones itself (max_topic_alias 10)
+                        link.aliases[alias] = topic
+                else:
+                    topic = link.aliases.get(alias, "")
+                    if not topic:
+                        return True  # an alias never set: a protocol error Mosquitto answers
         try:
             reason = self.topic_authorizer.check_publish(link.device_id, topic)
         except Exception:  # noqa: BLE001 - a broken check must not open the gate or kill the link task
             logger.exception("%s: topic check failed for %s", self.name, link.device_id)
             reason = "topic check failed"
         if reason is None:
+            if topic.startswith(link.sys_prefix):  # decided by the topic alone: remember it for this link
+                if len(link.allowed_topics) >= _ALLOWED_TOPICS_PER_LINK:
+                    link.allowed_topics.clear()
+                link.allowed_topics.add(topic.encode("utf-8"))
             return True
         if link.level == 5 and qos == 1 and pid is not None:
             # MQTT 5 can refuse one publish and keep the connection
@@ -742,32 +969,37 @@ class AccessFront:
     # ---- broker -> device -----------------------------------------------------------------------------
     async def _read_broker(self, link: _Link, reader: asyncio.StreamReader, down_q: asyncio.Queue,
                            up_q: asyncio.Queue) -> None:
+        packets = mp.PacketReader(reader)
         try:
             while True:
-                pkt = await mp.read_packet(reader)
-                if pkt is None:
+                batch = await packets.read_packets()
+                if not batch:
                     break
-                ptype = pkt.type
-                if ptype == mp.PUBLISH:
-                    try:
-                        topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
-                    except mp.PacketError:
-                        topic, qos, pid = "", 0, None
-                    if qos < 2 and topics.classify(topic).kind in topics.UPLINK_KINDS:
-                        # the device's own uplink matched one of its wildcards: IoTDA never echoes it
-                        if pid is not None:  # acknowledge for the device so the broker's inflight slot frees
-                            self._to_broker(link, up_q, mp.encode_puback(pid))
+                run: List[bytes] = []   # what goes to the device from this read, in order, in one write
+                for pkt in batch:
+                    ptype = pkt.type
+                    if ptype == mp.PUBLISH:
+                        try:
+                            topic, qos, pid = mp.publish_topic_qos_pid(pkt.first_byte, pkt.body)
+                        except mp.PacketError:
+                            topic, qos, pid = "", 0, None
+                        if qos < 2 and topics.classify(topic).kind in topics.UPLINK_KINDS:
+                            # the device's own uplink matched one of its wildcards: IoTDA never echoes it
+                            if pid is not None:  # acknowledge for the device so the broker's inflight slot frees
+                                self._to_broker(link, up_q, mp.encode_puback(pid))
+                            continue
+                    elif ptype == mp.SUBACK:
+                        pkt_raw = self._on_suback(link, pkt)
+                        if pkt_raw is not None:
+                            run.append(pkt_raw)
                         continue
-                elif ptype == mp.SUBACK:
-                    pkt_raw = self._on_suback(link, pkt)
-                    if pkt_raw is None:
+                    elif ptype == mp.UNSUBACK and link.unsub_fifo:
+                        link.unsub_fifo.popleft()
+                    elif ptype == _PINGRESP and link.own_pings:
+                        link.own_pings -= 1   # answers the front's own keep-alive ping (see _hand_over)
                         continue
-                    if not self._to_device(link, down_q, pkt_raw):
-                        break
-                    continue
-                elif ptype == mp.UNSUBACK and link.unsub_fifo:
-                    link.unsub_fifo.popleft()
-                if not self._to_device(link, down_q, pkt.raw):
+                    run.append(pkt.raw)
+                if run and not self._to_device(link, down_q, run[0] if len(run) == 1 else b"".join(run)):
                     break
         except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
             logger.debug("%s: broker side of %s ended: %s", self.name, link.device_id, type(exc).__name__)
@@ -885,6 +1117,37 @@ class AccessFront:
             cb(device_id)
         except Exception:  # noqa: BLE001
             logger.exception("%s: callback %r failed for %s", self.name, cb, device_id)
+
+
+async def _open_unix(path: str) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the broker's unix socket, retrying while its listen backlog is full.
+
+    A non-blocking ``connect()`` on a unix socket completes at once or fails with EAGAIN when the listener's
+    backlog is full; asyncio takes EAGAIN for "in progress" and hands back a socket that was never connected
+    (the link then failed with EINVAL on its first read). Seen with a few hundred devices connecting at once.
+    """
+    delay = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            await asyncio.sleep(delay)   # the caller's timeout bounds the retries
+            delay = min(delay * 2, 0.2)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_unix_connection(sock=sock)
+
+
+def _topic_bytes(body: bytes) -> bytes:
+    """The raw topic name of a PUBLISH body (b"" when too short: never a remembered topic)."""
+    if len(body) < 2:
+        return b""
+    return body[2:2 + ((body[0] << 8) | body[1])]
 
 
 def _close(writer: asyncio.StreamWriter) -> None:

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ class MosquittoBroker:
         self.acl_file = os.path.join(data_dir, "mosquitto.acl")
         self.log_file = os.path.join(data_dir, "mosquitto.log")
         self._proc: Optional[subprocess.Popen] = None
-        #: extra ACL patterns every device may publish and subscribe to (``%u`` = its id): topic policies
-        self.topic_policies: List[str] = []
         #: the platform core's username: random per broker, never a device id
         self.service_account = f"{SERVICE_ACCOUNT}-{secrets.token_hex(16)}"
         if use_unix_socket is None:
@@ -147,7 +145,11 @@ class MosquittoBroker:
                      "\n"
                      "pattern readwrite $oc/devices/%u/#\n"
                      "pattern read $oc/broadcast/#\n"
-                     + "".join(f"pattern readwrite {p}\n" for p in self.topic_policies))
+                     # bridges (links named "bridge:{id}"): the access front keeps each to its own prefix
+                     "pattern readwrite $oc/bridges/#\n"
+                     # topics outside $oc ("#" matches no $ topic): the access front decides them by the
+                     # device policies (iotda_emulator/device_policies.py), which the ACL syntax cannot express
+                     "pattern readwrite #\n")
         lines = [
             "per_listener_settings false",
             "persistence false",
@@ -159,7 +161,10 @@ class MosquittoBroker:
             "log_type warning",
             "log_type notice",
             "log_type information",   # includes "Reloading config.", which reload_acl() waits for
-            "max_queued_messages 10000",
+            # no count limit (the byte limit below still bounds every client): with a count of 10,000 the
+            # platform core's queue overflowed during a burst of a few thousand uplinks/s and Mosquitto dropped
+            # uplinks it had acknowledged to the devices (doc/performance.md, "The emulator")
+            "max_queued_messages 0",
             # devices that never read their socket must not grow the broker without bound
             "max_queued_bytes 33554432",
             f"listener 0 {self.socket_path}" if self.socket_path else f"listener {self.port} {self.host}",

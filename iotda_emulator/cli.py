@@ -1,12 +1,15 @@
 """``iotda-emulator``: run the local IoTDA emulator, and manage its device registry.
 
     iotda-emulator start [--host H] [--advertise-host NAME] [--mqtt-port P] [--mqtts-port P] [--http-port P]
-                         [--https-port P] [--bootstrap-host H] [--bootstrap-port P]
+                         [--https-port P] [--wss-port P] [--bootstrap-host H] [--bootstrap-port P]
                          [--data-dir DIR] [--command-timeout S] [--app-key AK:SK ...]
     iotda-emulator device add [--device-id ID] [--secret S] [--product-id P] [--node-id N]
                               [--gateway-id G] [--name NAME] [--fingerprint HEX] [--data-dir DIR] [--json]
     iotda-emulator device list [--data-dir DIR] [--json]
     iotda-emulator device delete DEVICE_ID [--data-dir DIR]
+    iotda-emulator tunnel-connect (--device-id ID [--endpoint URL] | --tunnel-uri URI) [--listen 2222] [--ca-file F]
+    iotda-emulator ota-package --file FW.bin --version 2.0 [--type firmwarePackage|softwarePackage]
+                               [--product-id P] [--url http://127.0.0.1:8080] [--app-key AK:SK] ...
 
 The registry lives in sqlite under the data directory, so ``device`` commands work whether or not an
 emulator is running on that directory. The default data directory is ``$IOTDA_EMULATOR_DATA_DIR`` or
@@ -23,16 +26,21 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 from typing import Any, List, Optional, Sequence
 
+from iotda_emulator import __version__
+
 log = logging.getLogger(__name__)
 
 #: Ports ``start`` prefers when they are free (IoTDA's own MQTT/MQTTS ports, usual HTTP ones).
-DEFAULT_PORTS = {"mqtt_port": 1883, "mqtts_port": 8883, "http_port": 8080, "https_port": 8443}
+DEFAULT_PORTS = {"mqtt_port": 1883, "mqtts_port": 8883, "http_port": 8080, "https_port": 8443,
+                 # MQTT over WebSocket with TLS: IoTDA uses 443, which needs privileges; 8084 is the usual local one
+                 "wss_port": 8084}
 #: Bootstrap port preferred when the bootstrap endpoint shares the IoTDA host (IoTDP itself uses 8883 on a
 #: host of its own; this is only a stable local choice next to it).
 DEFAULT_BOOTSTRAP_PORT = 8884
@@ -88,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``iotda-emulator`` (sub-commands ``start`` and ``device``)."""
     parser = argparse.ArgumentParser(prog="iotda-emulator", description="Local Huawei Cloud IoTDA emulator.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for DEBUG)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
 
     start = sub.add_parser("start", help="run the emulator until Ctrl-C")
@@ -134,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_device_list)
     dele.set_defaults(func=cmd_device_delete)
     device.set_defaults(func=lambda args: _usage(device))
+    from iotda_emulator import tunnel_source  # the source side of device tunnels (remote login)
+
+    tunnel = sub.add_parser("tunnel-connect", help="relay a local TCP port into a device tunnel (remote login)")
+    tunnel_source.add_arguments(tunnel)
+    tunnel.set_defaults(func=tunnel_source.cmd_tunnel_connect)
+    from iotda_emulator import ota_upload  # upload to the object store + CreateOtaPackage
+
+    ota = sub.add_parser("ota-package", help="upload a package file and create the OTA package (running emulator)")
+    ota_upload.add_arguments(ota)
+    ota.set_defaults(func=ota_upload.cmd_ota_package)
     return parser
 
 
@@ -190,6 +209,8 @@ def describe_listeners(emulator: Any) -> List[str]:
         f"HTTP       http://{host}:{emulator.http_port}",
         f"HTTPS      https://{host}:{emulator.https_port}",
     ]
+    if getattr(emulator, "wss_port", None):
+        lines.insert(2, f"MQTT/WSS   wss://{host}:{emulator.wss_port}/mqtt")
     try:
         bootstrap = emulator.service("$bootstrap")
         bs_port = bootstrap.port
@@ -236,9 +257,11 @@ def cmd_start(args: argparse.Namespace) -> int:
             emulator.start()
         except Exception as exc:
             log.debug("start failed", exc_info=True)
-            print(f"iotda-emulator: could not start: {exc}", file=sys.stderr)
             if emulator is not None:
                 _safe_stop(emulator)
+            if isinstance(exc, ImportError) and _missing_dependency(exc) is not None:
+                raise   # main() names the missing dependency and how to install it
+            print(f"iotda-emulator: could not start: {exc}", file=sys.stderr)
             return 1
         print("IoTDA emulator running", flush=True)
         for line in describe_listeners(emulator):
@@ -387,7 +410,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ImportError as exc:
+        missing = _missing_dependency(exc)
+        if missing is None:
+            raise
+        print(f"iotda-emulator: missing or too old dependency {missing} ({exc}); install it: "
+              f"pip install '{_requirement_of(missing)}'", file=sys.stderr)
+        return 1
+
+
+#: Import names of the emulator's third-party dependencies (iotda_emulator/requirements.txt) -> distributions.
+_DEPENDENCIES = {"cryptography": "cryptography", "tornado": "tornado", "paho": "paho-mqtt"}
+
+
+def _missing_dependency(exc: ImportError) -> Optional[str]:
+    """The distribution behind a failed import when it is one of the emulator's dependencies, else None."""
+    root = (exc.name or "").split(".")[0]
+    return _DEPENDENCIES.get(root)
+
+
+def _requirement_of(dist: str) -> str:
+    """``dist`` with the version range the installed emulator declares for it (just ``dist`` in a checkout)."""
+    from importlib import metadata
+
+    try:
+        declared = metadata.requires("iotda-emulator") or []
+    except metadata.PackageNotFoundError:
+        return dist
+    for req in declared:
+        spec = req.split(";")[0].strip()
+        name = re.match(r"[A-Za-z0-9._-]*", spec)
+        if name and name.group(0).lower() == dist:
+            return spec
+    return dist
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import json
 import logging
-import queue
 import re
 import secrets as _secrets
 import socket
@@ -29,20 +29,27 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from iotda_emulator.protocol import codec, topics
+from iotda_emulator.protocol import codec, compression, topics
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
 from iotda_emulator.broker import SERVICE_ACCOUNT, BrokerAddress
-from iotda_emulator.errors import CommandTimeout, DeviceNotFound, DeviceOffline, EmulatorError
+from iotda_emulator import message_log
+from iotda_emulator.bridges import BridgeRegistry
+from iotda_emulator import bridge_protocol
+from iotda_emulator.device_policies import DevicePolicies
+from iotda_emulator.groups import DeviceGroups
+from iotda_emulator.message_log import MessageLog
+from iotda_emulator.errors import (CommandTimeout, DeviceNotFound, DeviceOffline, EmulatorError,
+                                   ShadowVersionConflict)
 from iotda_emulator.products import ProductCatalog
 from iotda_emulator.store import DeviceRegistry, Store
 from iotda_emulator.topic_check import check_publish_topic
 
 logger = logging.getLogger(__name__)
 
-DESIRED_PROTECTION_S = 300.0   # iotda-protocol.md §6.3: no re-delivery for 5 min after an unanswered set
-MESSAGE_CACHE_SIZE = 20        # messages/down cached per offline device (§2.3)
+DESIRED_PROTECTION_S = 300.0   # doc/protocol.md §6.3: no re-delivery for 5 min after an unanswered set
+DISPATCH_LINGER_S = 0.001     # after a wake-up the dispatcher waits this long for more before it sleeps
 READY_WAIT_S = 3.0             # a downlink to a device still subscribing waits this long for it
 _TRACE_PAGE = 500              # rows wait_for_trace reads per query
 VIOLATION = "violation"        # trace kind of a publish the access front refused (QoS 2, retain, > 1 MB)
@@ -69,14 +76,23 @@ class TraceEntry:
 
 
 class _Pending:
-    __slots__ = ("device_id", "kind", "event", "result", "error")
+    """A platform request waiting for the device's answer: ``future`` resolves to the answer (a dict) or
+    fails with the error; threads block on it, the asynchronous REST API awaits it without a thread."""
+
+    __slots__ = ("device_id", "kind", "future")
 
     def __init__(self, device_id: str, kind: str) -> None:
         self.device_id = device_id
         self.kind = kind
-        self.event = threading.Event()
-        self.result: Optional[dict] = None
-        self.error: Optional[BaseException] = None
+        self.future: "concurrent.futures.Future[dict]" = concurrent.futures.Future()
+
+    def finish(self, result: Optional[dict] = None, error: Optional[BaseException] = None) -> None:
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result or {})
 
 
 
@@ -112,8 +128,44 @@ def _body(obj: Optional[str], optional: Optional[Dict[str, Any]] = None, **field
     return body
 
 
+#: uplink kinds _handle_uplink acts on itself (others go to the dispatcher only for listeners/handlers)
+_HANDLED_UPLINKS = frozenset({topics.PROPERTIES_REPORT, topics.GATEWAY_PROPERTIES_REPORT, topics.SHADOW_GET,
+                              topics.EVENTS_UP})
+
 _REQUEST_TOPICS = {topics.COMMAND: topics.command, topics.PROPERTIES_SET: topics.properties_set,
                    topics.PROPERTIES_GET: topics.properties_get}
+
+
+def _within_model(services: List[dict], model: Dict[str, Dict[str, str]]) -> List[dict]:
+    """The reported services and properties the product model defines (IoTDA discards the rest)."""
+    kept = []
+    for svc in services:
+        defined = model.get(svc["service_id"])
+        if defined is None:
+            logger.debug("reported service %s is not in the product model: discarded", svc["service_id"])
+            continue
+        props = {k: v for k, v in svc["properties"].items() if k in defined}
+        if len(props) < len(svc["properties"]):
+            logger.debug("reported properties outside the model of %s discarded", svc["service_id"])
+        if props:
+            kept.append(dict(svc, properties=props))
+    return kept
+
+
+def _check_writable(model: Optional[Dict[str, Dict[str, str]]], service_id: Any, names: List[str],
+                    what: str) -> None:
+    """ValueError unless every property of ``names`` is a writable (``W``) property of ``service_id`` in the
+    product ``model``; nothing is checked without a model (doc/emulator.md)."""
+    if model is None:
+        return
+    defined = model.get(service_id) if isinstance(service_id, str) else None
+    if defined is None:
+        raise ValueError(f"{what}: service {service_id!r} is not in the product model")
+    for name in names:
+        if name not in defined:
+            raise ValueError(f"{what}: property {service_id}.{name} is not in the product model")
+        if "W" not in defined[name]:
+            raise ValueError(f"{what}: property {service_id}.{name} is not writable (method {defined[name]})")
 
 
 def _validate_shadow_keys(props: dict) -> None:
@@ -123,11 +175,6 @@ def _validate_shadow_keys(props: dict) -> None:
 
 
 
-def _policy_filter(pattern: str) -> str:
-    """The MQTT filter matching a topic-policy pattern for every device (``%u`` becomes ``+``)."""
-    return "/".join("+" if part == "%u" else part for part in pattern.split("/"))
-
-
 def _disable_nagle(client) -> None:
     """Send each small MQTT packet at once: with Nagle, a command round trip waits on delayed ACKs (~40 ms)."""
     sock = client.socket()
@@ -135,6 +182,70 @@ def _disable_nagle(client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):  # not a TCP socket (or already closed): nothing to tune
         pass
+
+class _BufferedSocket:
+    """The core's broker socket with reads served from a buffer.
+
+    paho reads a packet with a ``recv()`` for its first byte, one per length byte and one for the body, and
+    goes through ``select()`` for each packet; at thousands of uplinks a second those syscalls were a large
+    part of the core's CPU. Here one ``recv()`` takes whatever has arrived, and :meth:`pending` tells paho's
+    loop that bytes are waiting (it asks SSL sockets the same), so it reads them without waiting in select.
+    Everything else is the socket's own.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data = self._sock.recv(65536)  # BlockingIOError when nothing came: paho handles it
+            if not data:
+                return data
+            self._buf, self._pos = data, 0
+        chunk = self._buf[self._pos:self._pos + bufsize]
+        self._pos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _QuietWake:
+    """paho's wake-up socket (written once per queued packet to break its loop's ``select()``), silent on
+    paho's own thread: that loop looks for queued packets before each select anyway, so a PUBACK queued
+    from ``on_message`` needs no wake-up (two syscalls per uplink saved). Other threads still wake it."""
+
+    def __init__(self, sock: socket.socket, loop_ident: int) -> None:
+        self._sock = sock
+        self._loop_ident = loop_ident
+
+    def send(self, data: bytes) -> int:
+        if threading.get_ident() == self._loop_ident:
+            return len(data)
+        return self._sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _tune_paho(client: mqtt.Client) -> None:
+    """Wrap the connected client's socket and wake-up socket (see :class:`_BufferedSocket`, :class:`_QuietWake`).
+
+    Called on paho's thread from ``on_connect``. These are paho's private attributes: when a paho version
+    lacks them, nothing is changed (the core works the same, only slower).
+    """
+    sock = getattr(client, "_sock", None)
+    if isinstance(sock, socket.socket) and not hasattr(sock, "pending"):
+        client._sock = _BufferedSocket(sock)
+    wake = getattr(client, "_sockpairW", None)
+    if isinstance(wake, socket.socket):
+        client._sockpairW = _QuietWake(wake, threading.get_ident())
+
 
 class PlatformCore:
     """IoTDA's platform side over MQTT. Create, then :meth:`start`; :meth:`stop` when done."""
@@ -146,6 +257,10 @@ class PlatformCore:
         self.db = db
         self.registry = DeviceRegistry(db)
         self.products = ProductCatalog(db)
+        self.groups = DeviceGroups(db)   # device groups and tags
+        self.policies = DevicePolicies(db)   # device (topic) policies: topics outside $oc
+        self.bridges = BridgeRegistry(db)    # bridges: the registry
+        self.bridging = bridge_protocol.BridgeSessions(self)   # bridges: devices logged in through them
         self.broker_address = broker_address
         self.command_timeout = command_timeout
         self.emulator = emulator
@@ -159,22 +274,27 @@ class PlatformCore:
         self._ready: Dict[str, threading.Event] = {}
         self._handlers: Dict[str, List[Callable]] = collections.defaultdict(list)
         self._uplink_listeners: List[Callable] = []
-        self._topic_policies: List[str] = []   # extra topics devices may use (``%u`` = device id)
         self._warned: set = set()
-        self._msg_cache: Dict[str, collections.deque] = {}
+        self.messages = MessageLog()   # messages/down statuses, and the cache for offline devices
         # desired-property delivery: one push in flight per device; a request arriving meanwhile is
         # remembered in _desired_again and served by that push when it ends (never dropped)
         self._desired_lock = threading.Lock()
         self._desired_inflight: set = set()
         self._desired_again: set = set()
         self._desired_block: Dict[str, float] = {}
-        self._dispatch_q: "queue.Queue[Optional[Tuple[Callable, tuple]]]" = queue.Queue()
+        # dispatcher hand-over: a deque, and a wake-up only while the dispatcher sleeps (not one per message)
+        self._dispatch_items: "collections.deque[Optional[Tuple[Callable, tuple]]]" = collections.deque()
+        self._dispatch_wake = threading.Event()
+        self._dispatch_idle = False
         self._dispatcher: Optional[threading.Thread] = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emu-core-worker")
         self._connected = threading.Event()
         self._disconnected = threading.Event()
         self._paho_ident: Optional[int] = None
         self._stopping = False
+        #: uplinks taken from the broker (paho) and straight from an access front (:meth:`take_uplink`)
+        self.uplinks_via_broker = 0
+        self.uplinks_direct = 0
         # which broker process the subscriptions were made on (see is_ready)
         self._broker_epoch = broker_epoch
         self._connect_epoch: Optional[int] = None
@@ -228,15 +348,16 @@ class PlatformCore:
             except Exception:  # noqa: BLE001
                 logger.exception("platform service %s failed to close", type(svc).__name__)
         with self._pending_lock:
-            for p in self._pending.values():
-                p.error = EmulatorError("emulator stopped")
-                p.event.set()
+            waiting = list(self._pending.values())
+        for p in waiting:   # outside the lock: a future's callbacks (async commands) may call end_request
+            p.finish(error=EmulatorError("emulator stopped"))
         try:
             self._client.disconnect()
         except Exception:  # noqa: BLE001
             pass
         self._client.loop_stop()
-        self._dispatch_q.put(None)
+        self._dispatch_items.append(None)
+        self._dispatch_wake.set()
         if self._dispatcher is not None:
             self._dispatcher.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -316,11 +437,39 @@ class PlatformCore:
         return self._pool.submit(_run)
 
     def _dispatch(self, fn: Callable, *args) -> None:
-        self._dispatch_q.put((fn, args))
+        self._dispatch_items.append((fn, args))
+        if self._dispatch_idle:
+            self._dispatch_wake.set()
 
     def _dispatch_loop(self) -> None:
+        items, wake = self._dispatch_items, self._dispatch_wake
+        lingered: Optional[bool] = True   # None: linger once the queue is empty; True: lingered already/not now
+        woke = 0.0
         while True:
-            item = self._dispatch_q.get()
+            try:
+                item = items.popleft()
+            except IndexError:
+                if lingered is False:
+                    # under load items come every few 100 us: collect them for a moment instead of being
+                    # woken for each one (a thread wake-up and GIL hand-over cost more than handling a report)
+                    lingered = True
+                    time.sleep(DISPATCH_LINGER_S)
+                    continue
+                # clear, then say idle, then look again: a _dispatch() in between either is seen by the
+                # second look or sees idle and sets the event, so no item waits for a later one
+                wake.clear()
+                self._dispatch_idle = True
+                if not items:
+                    wake.wait()
+                self._dispatch_idle = False
+                # linger after this item only when wake-ups come close together (load); at a low rate a
+                # linger would cost a second wake-up per item instead of saving some
+                now = time.monotonic()
+                lingered = None if now - woke < 2 * DISPATCH_LINGER_S else True
+                woke = now
+                continue
+            if lingered is None:
+                lingered = False
             if item is None:
                 return
             fn, args = item
@@ -341,28 +490,19 @@ class PlatformCore:
             return
         if self._transport == "tcp":
             _disable_nagle(client)
+        _tune_paho(client)
         self._connect_epoch = self._broker_epoch() if self._broker_epoch is not None else None
         opts = SubscribeOptions(qos=1, noLocal=True)
         filters = [topics.PLATFORM_UPLINK_FILTER, topics.PLATFORM_USER_FILTER]
-        filters += [_policy_filter(p) for p in list(self._topic_policies)]
+        filters.append("#")   # every topic outside $oc: devices use them only where a device policy allows
+        filters.append(bridge_protocol.UPLINK_FILTER)
         client.subscribe([(f, opts) for f in filters])
 
-    def add_topic_policy(self, pattern: str) -> None:
-        """Listen to (and trace) the devices' traffic on a topic-policy pattern (``%u`` = device id)."""
-        if pattern in self._topic_policies:
-            return
-        self._topic_policies.append(pattern)
-        self._client.subscribe(_policy_filter(pattern), options=SubscribeOptions(qos=1, noLocal=True))
-
     def _device_of(self, info: topics.TopicInfo, topic: str) -> Optional[str]:
-        """The device a topic belongs to: from ``$oc/devices/{id}/`` or from a topic-policy pattern."""
+        """The device a topic belongs to: from ``$oc/devices/{id}/`` or a device policy's ``${devices.deviceId}``."""
         if info.device_id is not None or info.kind != topics.OTHER:
             return info.device_id
-        for pattern in list(self._topic_policies):
-            device_id = topics.policy_device_id(pattern, topic)
-            if device_id:
-                return device_id
-        return None
+        return self.policies.device_of(topic)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not rc.is_failure for rc in reason_codes):
@@ -380,15 +520,30 @@ class PlatformCore:
             logger.warning("platform core lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
+        self.uplinks_via_broker += 1
         try:
             self._uplink(msg.topic, bytes(msg.payload))
         except Exception:  # noqa: BLE001 - the network thread must survive anything
             logger.exception("platform core failed on a message on %r", msg.topic)
 
+    def take_uplink(self, topic: str, payload: bytes) -> None:
+        """Take a device's own system uplink straight from an access front in this process (no broker trip).
+
+        The front calls it on its loop thread, in the device's order, for a PUBLISH it already authorized;
+        the same path as a message from the broker (traced, then handled on the dispatcher). Never raises
+        and never blocks on the front (so the front can acknowledge the device right after it returns).
+        """
+        self.uplinks_direct += 1
+        try:
+            self._uplink(topic, payload)
+        except Exception:  # noqa: BLE001 - the front's loop must survive anything
+            logger.exception("platform core failed on a direct uplink on %r", topic)
+
     # ---- trace --------------------------------------------------------------------------------------
     def _trace(self, direction: str, device_id: Optional[str], kind: str, topic: str, payload: bytes) -> None:
         try:
-            cur = self.db.execute(
+            # batched commit (Store.deferred): a commit per message cost ~30 us; readers share the connection
+            cur = self.db.deferred(
                 "INSERT INTO trace(time, device_id, direction, kind, topic, payload) VALUES (?,?,?,?,?,?)",
                 (time.time(), device_id, direction, kind, topic, payload))
         except Exception:  # noqa: BLE001 - e.g. the store closed during shutdown
@@ -510,7 +665,9 @@ class PlatformCore:
     def delete_device(self, device_id: str) -> bool:
         """Remove a device, its shadow and its connection; True when it existed."""
         existed = self.registry.delete_device(device_id)
-        self._msg_cache.pop(device_id, None)
+        self.messages.forget_device(device_id)
+        self.groups.forget_device(device_id)
+        self.policies.forget_target("device", device_id)
         if existed and self.emulator is not None:
             self.emulator._disconnect_device(device_id)
         return existed
@@ -596,12 +753,10 @@ class PlatformCore:
 
     def _online_hooks(self, device_id: str) -> None:
         self._desired_block.pop(device_id, None)
-        cached = self._msg_cache.pop(device_id, None)
-        now = time.monotonic()
-        while cached:
-            topic, payload, qos, expires = cached.popleft()
-            if expires is None or expires > now:   # past its ttl: IoTDA drops it (status TIMEOUT)
-                self.publish(topic, payload, qos)
+        for owner, mid, topic, payload, qos in self.messages.take_pending(device_id):  # past their ttl: TIMEOUT
+            info = self.publish(topic, payload, qos)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.messages.mark(owner, mid, message_log.FAILED, f"not handed to the broker (rc {info.rc})")
         if self._desired_diff(device_id):
             self.submit(self._push_desired, device_id)
         for svc in self._service_list:
@@ -639,8 +794,12 @@ class PlatformCore:
         if not self.is_online(target):
             raise DeviceOffline(f"device {target} is offline")
 
-    def publish(self, topic: str, payload: Union[bytes, str, dict, list, None], qos: int = 1) -> mqtt.MQTTMessageInfo:
+    def publish(self, topic: str, payload: Union[bytes, str, dict, list, None], qos: int = 1, *,
+                retain: bool = False, properties: Optional[Properties] = None) -> mqtt.MQTTMessageInfo:
         """Publish from the platform (traced as "down"); dict/list payloads become compact JSON.
+
+        ``retain``/``properties`` (MQTT 5, e.g. a message expiry) are for the broadcast service's cached
+        broadcasts; device downlinks never use them.
 
         Raises ValueError for a topic the broker would refuse (see :mod:`iotda_emulator.topic_check`):
         handed to paho, such a QoS 1 packet would be re-sent, and the link dropped, on every reconnect.
@@ -655,30 +814,64 @@ class PlatformCore:
         info = topics.classify(topic)
         self._trace("down", self._device_of(info, topic), info.kind, topic, data)
         logger.debug("down %s (%d bytes)", topic, len(data))
+        topic = self.bridging.downlink_topic(topic)   # a device logged in through a bridge: the bridge's topic
+        if retain or properties is not None:
+            return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
         return self._client.publish(topic, data, qos=qos)
+
+    def begin_request(self, kind: str, device_id: str, request_id: Optional[str],
+                      optional: Optional[Dict[str, Any]] = None, **fields: Any) -> "concurrent.futures.Future[dict]":
+        """Send a platform request (body as :func:`_body`) to ``device_id`` without waiting for the answer.
+
+        Returns a future of the device's answer. The caller must call :meth:`end_request` with the same
+        ``request_id`` when it stops waiting (answer, timeout or cancellation), so the id is freed.
+        """
+        if kind == topics.PROPERTIES_SET:
+            model = self.products.device_model(device_id)
+            for svc in fields.get("services") or []:
+                if isinstance(svc, dict) and not str(svc.get("service_id", "")).startswith("$"):
+                    props = svc.get("properties")
+                    _check_writable(model, svc.get("service_id"), list(props) if isinstance(props, dict) else [],
+                                    "property set")
+        target, obj = self.route(device_id)
+        self._check_not_network_thread()
+        pending = _Pending(target, kind)
+        with self._pending_lock:
+            if request_id in self._pending:
+                raise EmulatorError(f"request id {request_id} is already in use by a pending request")
+            self._pending[request_id] = pending
+        try:
+            self.publish(_REQUEST_TOPICS[kind](target, request_id), _body(obj, optional, **fields), qos=1)
+        except BaseException:
+            self.end_request(request_id)
+            raise
+        return pending.future
+
+    def end_request(self, request_id: str) -> None:
+        """Forget a request begun by :meth:`begin_request`; a late answer is then ignored."""
+        with self._pending_lock:
+            self._pending.pop(request_id, None)
 
     def _request(self, kind: str, device_id: str, timeout: Optional[float], request_id: Optional[str],
                  optional: Optional[Dict[str, Any]] = None, **fields: Any) -> dict:
         """Send a platform request (body as :func:`_body`) to ``device_id`` and wait for its answer."""
         rid = str(uuid.uuid4()) if request_id is None else _check_request_id(request_id)
-        target, obj = self.route(device_id)
-        self._check_not_network_thread()
-        pending = _Pending(target, kind)
-        with self._pending_lock:
-            if rid in self._pending:
-                raise EmulatorError(f"request id {rid} is already in use by a pending request")
-            self._pending[rid] = pending
+        future = self.begin_request(kind, device_id, rid, optional, **fields)
+        wait = self.command_timeout if timeout is None else timeout
         try:
-            self.publish(_REQUEST_TOPICS[kind](target, rid), _body(obj, optional, **fields), qos=1)
-            wait = self.command_timeout if timeout is None else timeout
-            if not pending.event.wait(wait):
-                raise CommandTimeout(f"{kind} {rid} to {target}: no response within {wait:g} s")
+            return self.answer_of(kind, future.result(wait))
+        except concurrent.futures.TimeoutError:
+            raise CommandTimeout(f"{kind} {rid} to {device_id}: no response within {wait:g} s") from None
         finally:
-            with self._pending_lock:
-                self._pending.pop(rid, None)
-        if pending.error is not None:
-            raise pending.error
-        return pending.result or {}
+            self.end_request(rid)
+
+    @staticmethod
+    def answer_of(kind: str, answer: dict) -> dict:
+        """The device's answer as the platform reports it: commands and property sets default to
+        ``result_code`` 0 when the device left it out."""
+        if kind in (topics.COMMAND, topics.PROPERTIES_SET):
+            answer.setdefault("result_code", 0)
+        return answer
 
     def send_command(self, device_id: str, service_id: Optional[str], command_name: Optional[str],
                      paras: Any, timeout: Optional[float] = None, request_id: Optional[str] = None) -> dict:
@@ -688,11 +881,9 @@ class PlatformCore:
         Raises DeviceNotFound, DeviceOffline, CommandTimeout, EmulatorError (malformed response, request id
         already pending), ValueError (request id unusable in a topic).
         """
-        result = self._request(topics.COMMAND, device_id, timeout, request_id,
-                               {"service_id": service_id, "command_name": command_name},
-                               paras=paras if paras is not None else {})
-        result.setdefault("result_code", 0)
-        return result
+        return self._request(topics.COMMAND, device_id, timeout, request_id,
+                             {"service_id": service_id, "command_name": command_name},
+                             paras=paras if paras is not None else {})
 
     def set_properties(self, device_id: str, services: List[dict], timeout: Optional[float] = None,
                        request_id: Optional[str] = None) -> dict:
@@ -700,9 +891,7 @@ class PlatformCore:
 
         ``request_id`` is the id put in the topic (a UUID when None); errors as :meth:`send_command`.
         """
-        result = self._request(topics.PROPERTIES_SET, device_id, timeout, request_id, services=services)
-        result.setdefault("result_code", 0)
-        return result
+        return self._request(topics.PROPERTIES_SET, device_id, timeout, request_id, services=services)
 
     def get_properties(self, device_id: str, service_id: Optional[str] = None,
                        timeout: Optional[float] = None, request_id: Optional[str] = None) -> dict:
@@ -727,7 +916,8 @@ class PlatformCore:
     def deliver_message(self, device_id: str, payload: Union[bytes, str, dict], *, topic: Optional[str] = None,
                         qos: int = 1, name: Optional[str] = None, message_id: Optional[str] = None,
                         standard: bool = False, topic_full_name: Optional[str] = None,
-                        ttl_minutes: Optional[int] = None) -> Tuple[str, str]:
+                        ttl_minutes: Optional[int] = None, details: Optional[Dict[str, Any]] = None
+                        ) -> Tuple[str, str]:
         """Deliver a message as IoTDA's CreateMessage does; returns ``(message id, status)``.
 
         ``status`` is ``DELIVERED`` when it was published while the device (or its gateway) was connected,
@@ -738,6 +928,7 @@ class PlatformCore:
         starting with ``$`` is taken as a full topic, for the Python API's older callers).
         ``standard`` wraps the payload as ``{object_device_id?, name?, id, content}`` (always for sub-devices).
         ``ttl_minutes`` bounds the time it stays cached (None: no bound beyond the 20-message cache).
+        ``details`` are the application's fields kept for ListDeviceMessages (see :mod:`.message_log`).
         """
         target, obj = self.route(device_id, require_online=False)
         mid = message_id or str(uuid.uuid4())
@@ -767,20 +958,24 @@ class PlatformCore:
                 self._wait_ready(target)
             except DeviceOffline:
                 pass
+        record = functools.partial(self.messages.add, device_id, target, mid, topic=dest, data=data, qos=qos,
+                                   details=details)
         if self.is_online(target):
             info = self.publish(dest, data, qos)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 logger.warning("message %s for %s not handed to the broker (rc %s)", mid, target, info.rc)
-                return mid, "FAILED"
-            return mid, "DELIVERED"
+                record(message_log.FAILED, expires=None)
+                return mid, message_log.FAILED
+            record(message_log.DELIVERED, expires=None)
+            return mid, message_log.DELIVERED
         if ttl_minutes is not None and ttl_minutes <= 0:
             logger.info("message %s for offline device %s not cached (ttl 0)", mid, target)
-            return mid, "TIMEOUT"
+            record(message_log.TIMEOUT, expires=None)
+            return mid, message_log.TIMEOUT
         expires = None if ttl_minutes is None else time.monotonic() + 60.0 * ttl_minutes
-        cache = self._msg_cache.setdefault(target, collections.deque(maxlen=MESSAGE_CACHE_SIZE))
-        cache.append((dest, data, qos, expires))
+        record(message_log.PENDING, expires=expires)   # the 21st message of a device replaces its oldest
         logger.info("message %s for offline device %s cached", mid, target)
-        return mid, "PENDING"
+        return mid, message_log.PENDING
 
     def send_event(self, device_id: str, service_id: str, event_type: str, paras: Any,
                    object_device_id: Optional[str] = None, event_id: Optional[str] = None) -> str:
@@ -788,7 +983,7 @@ class PlatformCore:
 
         A sub-device's event goes through its gateway with ``object_device_id`` set to the child; a directly
         connected device's event carries its own id there (IoTDA always sets it on ``events/down``,
-        iotda-protocol.md §2.3). Raises DeviceNotFound / DeviceOffline.
+        doc/protocol.md §2.3). Raises DeviceNotFound / DeviceOffline.
         """
         target, obj = self.route(device_id)
         eid = event_id or str(uuid.uuid4())
@@ -818,25 +1013,35 @@ class PlatformCore:
             out.append(entry)
         return out
 
-    def set_desired(self, device_id: str, service_id: str, properties: dict) -> int:
+    def set_desired(self, device_id: str, service_id: str, properties: dict,
+                    expected_version: Optional[int] = None) -> int:
         """Merge desired property values into the shadow; pushes them when the device is online.
 
-        Returns the service's new shadow version. A value of None removes a desired property.
+        Returns the service's new shadow version. A value of None removes a desired property; an empty
+        ``properties`` clears the service's desired section (IoTDA's ``desired: {}``). With
+        ``expected_version``, the write is refused (:class:`ShadowVersionConflict`) unless it is the
+        service's current version (0 before its first change), as IoTDA's UpdateDeviceShadowDesiredData does.
         """
         self._require(device_id)
         if not isinstance(properties, dict):
             raise ValueError("properties must be a dict")
         _validate_shadow_keys(properties)
+        _check_writable(self.products.device_model(device_id), service_id,
+                        [k for k, v in properties.items() if v is not None], "desired values")
         with self.db.transaction() as conn:
             row = conn.execute("SELECT desired, version FROM shadow WHERE device_id=? AND service_id=?",
                                (device_id, service_id)).fetchone()
-            desired = json.loads(row["desired"]) if row else {}
+            current = row["version"] if row else 0
+            if expected_version is not None and expected_version != current:
+                raise ShadowVersionConflict(
+                    f"shadow version {expected_version} of {service_id} is not the current version {current}")
+            desired = json.loads(row["desired"]) if row and properties else {}
             for k, v in properties.items():
                 if v is None:
                     desired.pop(k, None)
                 else:
                     desired[k] = v
-            version = (row["version"] if row else 0) + 1
+            version = current + 1
             conn.execute(
                 "INSERT INTO shadow(device_id, service_id, desired, desired_time, version) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(device_id, service_id) DO UPDATE SET desired=excluded.desired, "
@@ -849,8 +1054,14 @@ class PlatformCore:
             self.submit(self._push_desired, device_id)
         return version
 
+    def delete_shadow(self, device_id: str) -> int:
+        """Delete the whole shadow of ``device_id`` (IoTDA's DeleteDeviceShadow); returns the services removed."""
+        removed = self.registry.clear_shadow(device_id)
+        self._desired_block.pop(device_id, None)
+        return removed
+
     def _apply_report(self, device_id: str, services: List[dict]) -> None:
-        with self.db.transaction() as conn:
+        with self.db.batched() as conn:   # committed with the trace batch, not once per report
             for svc in services:
                 sid, props = svc["service_id"], svc["properties"]
                 et = svc.get("event_time")
@@ -871,7 +1082,9 @@ class PlatformCore:
 
     def _desired_diff(self, device_id: str) -> List[dict]:
         out = []
-        for r in self.db.query("SELECT service_id, desired, reported FROM shadow WHERE device_id=?", (device_id,)):
+        # only services with desired values can differ (this runs after every report: skip the others in SQL)
+        for r in self.db.query("SELECT service_id, desired, reported FROM shadow WHERE device_id=? AND desired <> '{}'",
+                               (device_id,)):
             desired, reported = json.loads(r["desired"]), json.loads(r["reported"])
             diff = {k: v for k, v in desired.items() if k not in reported or reported[k] != v}
             if diff:
@@ -942,14 +1155,18 @@ class PlatformCore:
             return None
 
     def _uplink(self, topic: str, payload: bytes) -> None:
+        if topic.startswith(bridge_protocol.PREFIX):   # a bridge's: its devices' uplinks come back here translated
+            self.bridging.uplink(topic, payload)
+            return
         info = topics.classify(topic)
         self._trace("up", self._device_of(info, topic), info.kind, topic, payload)
         logger.debug("up %s (%d bytes)", topic, len(payload))
         kind = info.kind
         if kind in (topics.COMMAND_RESPONSE, topics.PROPERTIES_SET_RESPONSE, topics.PROPERTIES_GET_RESPONSE):
             self._response(info, payload)
-        else:
+        elif kind in _HANDLED_UPLINKS or self._uplink_listeners or self._handlers.get(kind):
             self._dispatch(self._handle_uplink, info, payload)
+        # else: traced, nothing to run (e.g. messages/up without listeners): no hand-over to the dispatcher
 
     def _response(self, info: topics.TopicInfo, payload: bytes) -> None:
         expected = {topics.COMMAND_RESPONSE: topics.COMMAND, topics.PROPERTIES_SET_RESPONSE: topics.PROPERTIES_SET,
@@ -963,13 +1180,19 @@ class PlatformCore:
             self._pending.pop(info.request_id, None)
         obj = self._json(info.device_id, info.kind, payload, empty_ok=True)
         if obj is None:
-            pending.error = EmulatorError(f"device {info.device_id} sent a malformed {info.kind}")
+            pending.finish(error=EmulatorError(f"device {info.device_id} sent a malformed {info.kind}"))
         else:
-            pending.result = obj
-        pending.event.set()
+            pending.finish(result=obj)
 
     def _handle_uplink(self, info: topics.TopicInfo, payload: bytes) -> None:
         kind, device_id = info.kind, info.device_id
+        if info.encoding is not None:   # ?encoding=gzip (doc/protocol.md §2.11): inflate, bounded, before anyone reads it
+            try:
+                compression.encoding_of(info.encoding)
+                payload = compression.gunzip_bounded(payload)
+            except ValueError as exc:
+                self._bad(device_id, kind, f"encoding={info.encoding}: {exc}")
+                return
         try:
             if kind == topics.PROPERTIES_REPORT:
                 self._on_properties_report(device_id, payload)
@@ -1006,7 +1229,7 @@ class PlatformCore:
 
     def _on_properties_report(self, device_id: str, payload: bytes) -> None:
         obj = self._json(device_id, topics.PROPERTIES_REPORT, payload)
-        if obj is None or self.get_device(device_id) is None:
+        if obj is None or not self.db.query("SELECT 1 FROM devices WHERE device_id=?", (device_id,)):
             return
         self._report_services(device_id, device_id, topics.PROPERTIES_REPORT, obj.get("services"))
 
@@ -1032,6 +1255,9 @@ class PlatformCore:
         services, problem = self._service_properties(raw_services)
         if problem:
             self._bad(sender_id, kind, problem)
+        model = self.products.device_model(device_id) if services else None
+        if model is not None:   # IoTDA keeps only what the product model defines
+            services = _within_model(services, model)
         if services:
             self._apply_report(device_id, services)
             if self._desired_diff(device_id):

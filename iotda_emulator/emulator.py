@@ -8,10 +8,14 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from iotda_emulator.access_front import AccessFront, FrontLimits, IotdaAuthenticator
+from iotda_emulator.bridge_protocol import BridgeAuthenticator, BridgeTopicRules
+from iotda_emulator.bridge_protocol import implicit_subscriptions as bridge_implicit_subscriptions
 from iotda_emulator.broker import BrokerAddress, MosquittoBroker
 from iotda_emulator.certs import CertificateAuthority, advertised_host, server_names
 from iotda_emulator.core import PlatformCore, TraceEntry
+from iotda_emulator import device_policies
 from iotda_emulator.datalock import DataDirLock
+from iotda_emulator.device_ca import DeviceCaRegistry
 from iotda_emulator.errors import EmulatorError
 from iotda_emulator.products import USER_TOPIC_CHECKS
 from iotda_emulator.store import Store
@@ -40,6 +44,13 @@ class Emulator:
 
     ``user_topic_check``: how devices' ``$oc/devices/{id}/user/...`` topics are checked against their product's
     custom topics: ``"defined"`` (only products that define some), ``"all"`` or ``"off"`` (doc/emulator.md).
+
+    ``wss_port``: MQTT over WebSocket with TLS (``wss://{host}:{wss_port}/mqtt``, IoTDA's port 443; 0 = a free
+    port, None = not served), with the same rules as the MQTT(S) listeners.
+
+    ``direct_uplinks`` (default True): devices' own system uplinks go from the access front straight to the
+    platform core in this process instead of through Mosquitto (``AccessFront.platform_intake``; the same
+    behaviour, less CPU). False sends every device PUBLISH through the broker.
     """
 
     def __init__(self, data_dir: Optional[str] = None, host: str = "127.0.0.1", mqtt_port: int = 0,
@@ -47,7 +58,8 @@ class Emulator:
                  sign_tolerance_hours: float = 1, http: bool = True, app_keys: Optional[Dict[str, str]] = None,
                  strict: bool = True, rate_limit: Optional[float] = None, advertise_host: Optional[str] = None,
                  bootstrap_host: Optional[str] = None, bootstrap_port: Optional[int] = None,
-                 user_topic_check: str = "defined") -> None:
+                 user_topic_check: str = "defined", wss_port: Optional[int] = 0,
+                 direct_uplinks: bool = True) -> None:
         self._own_dir = data_dir is None
         self.data_dir = os.path.abspath(data_dir) if data_dir else tempfile.mkdtemp(prefix="iotda-emulator-")
         self.host = host
@@ -55,7 +67,7 @@ class Emulator:
         self.bootstrap_host = bootstrap_host or host
         self.bootstrap_port = bootstrap_port
         self._data_lock = DataDirLock(self.data_dir)
-        self._want = dict(mqtt=mqtt_port, mqtts=mqtts_port, http=http_port, https=https_port)
+        self._want = dict(mqtt=mqtt_port, mqtts=mqtts_port, http=http_port, https=https_port, wss=wss_port)
         self.command_timeout = command_timeout
         self.sign_tolerance_hours = sign_tolerance_hours
         self._http_enabled = http
@@ -66,11 +78,16 @@ class Emulator:
         if user_topic_check not in USER_TOPIC_CHECKS:
             raise ValueError(f"user_topic_check must be one of {', '.join(USER_TOPIC_CHECKS)}")
         self._user_topic_check = user_topic_check
+        self.direct_uplinks = bool(direct_uplinks)
         self.mqtt_port: Optional[int] = None
         self.mqtts_port: Optional[int] = None
+        #: MQTT over WebSocket with TLS: ``wss://{host}:{wss_port}/mqtt`` (None = not served)
+        self.wss_port: Optional[int] = None
         self.http_port: Optional[int] = None
         self.https_port: Optional[int] = None
         self.certs: Optional[CertificateAuthority] = None
+        #: device CA certificates uploaded by the application (REST AddCertificate); set by start()
+        self.device_cas: Optional[DeviceCaRegistry] = None
         self.broker: Optional[MosquittoBroker] = None
         self.store: Optional[Store] = None
         self.core: Optional[PlatformCore] = None
@@ -99,18 +116,29 @@ class Emulator:
                                      broker_epoch=lambda: broker.epoch)
             self.core.products.user_topic_check = self._user_topic_check
             self.core.start()
+            # device CAs uploaded over REST (AddCertificate): trusted by TLS once verified, checked at CONNECT
+            self.device_cas = DeviceCaRegistry(self.store, self.certs.device_ca_file)
+            device_tls = self.certs.server_context(request_client_cert=True)
+            self.device_cas.attach(device_tls)
+            bridging = self.core.bridging   # bridges share the front: they wrap the device rules (bridge_protocol.py)
             self.front = AccessFront(
                 self.broker_address,
-                IotdaAuthenticator(self.core.get_device, self.core.bind_fingerprint, self.sign_tolerance_hours),
+                BridgeAuthenticator(
+                    IotdaAuthenticator(self.core.get_device, self.core.bind_fingerprint, self.sign_tolerance_hours,
+                                       cert_check=self.device_cas.check),
+                    self.core.bridges.get_bridge, self.sign_tolerance_hours),
                 host=self.host, port=self._want["mqtt"], tls_port=self._want["mqtts"],
-                ssl_context=self.certs.server_context(request_client_cert=True),
-                on_online=self.core.front_online, on_ready=self.core.front_ready,
-                on_offline=self.core.front_offline, name="iotda-front",
+                ssl_context=device_tls, implicit_topics=bridge_implicit_subscriptions,
+                on_online=bridging.on_online, on_ready=bridging.on_ready,
+                on_offline=bridging.on_offline, name="iotda-front",
                 limits=self.limits if self.limits.active else None,
-                on_violation=self._on_violation, topic_authorizer=self.topic_authorizer(),
-                platform_ready=self.core.is_ready, service_account=broker.service_account).start()
+                on_violation=self._on_violation, topic_authorizer=BridgeTopicRules(self.topic_authorizer()),
+                platform_ready=self.core.is_ready, service_account=broker.service_account,
+                ws_port=self._want["wss"],
+                platform_intake=self.core.take_uplink if self.direct_uplinks else None).start()
             self._fronts.append(self.front)
             self.mqtt_port, self.mqtts_port = self.front.port, self.front.tls_port
+            self.wss_port = self.front.ws_port
             self._started = True
             self.core.start_services()
             if self._http_enabled:
@@ -265,12 +293,29 @@ class Emulator:
         """
         return self.core.reset_device_secret(device_id, secret, force_disconnect)
 
+    def reset_device_fingerprint(self, device_id: str, fingerprint: Optional[str] = None,
+                                 force_disconnect: bool = False) -> Optional[str]:
+        """Replace the certificate fingerprint of an X.509 device, as IoTDA's ResetFingerprint does.
+
+        ``fingerprint`` (40 or 64 hex digits) becomes the registered one; None clears it, and the device's next
+        certificate connection binds its certificate's SHA-256 fingerprint. The current connection stays unless
+        ``force_disconnect``; later CONNECTs with another certificate get CONNACK 4. Returns the stored (lower
+        case) fingerprint. ``DeviceNotFound`` for an unknown device.
+        """
+        record = self.core.update_device(device_id, fingerprint=fingerprint)
+        if force_disconnect:
+            self._disconnect_device(device_id)
+        logger.info("device %s: fingerprint reset%s", device_id, ", connection dropped" if force_disconnect else "")
+        return record.get("fingerprint")
+
     def add_topic_policy(self, pattern: str) -> None:
-        """Allow every device to publish and subscribe on ``pattern`` (an IoTDA topic policy).
+        """Allow every device to publish and subscribe on ``pattern`` (an IoTDA device policy).
 
         ``pattern`` is an MQTT filter outside ``$oc`` in which the level ``%u`` stands for the device's own id,
-        e.g. ``"policy/%u/#"``; the platform traces that traffic under the device's id. Raises ValueError for
-        a ``$`` topic or a malformed filter.
+        e.g. ``"policy/%u/#"``; the platform traces that traffic under the device's id. It becomes resources of
+        the device policy ``emulator_topic_policies`` bound to the resource space, which the REST device-policy
+        API shows and changes like any other (:mod:`iotda_emulator.device_policies`). Raises ValueError for a
+        ``$`` topic, a malformed filter, ``*`` or ``?`` (IoTDA policy wildcards) or a full policy.
         """
         if not isinstance(pattern, str) or not pattern or pattern.startswith("$") or "\x00" in pattern:
             raise ValueError("pattern: a topic filter outside $oc, e.g. 'policy/%u/#'")
@@ -278,10 +323,8 @@ class Emulator:
         if any(("#" in lv and (lv != "#" or i != len(levels) - 1)) or ("+" in lv and lv != "+")
                or ("%" in lv and lv != "%u") for i, lv in enumerate(levels)):
             raise ValueError(f"pattern: malformed topic filter {pattern!r}")
-        if pattern not in self.broker.topic_policies:
-            self.broker.topic_policies.append(pattern)
-            self.broker.reload_acl()
-        self.core.add_topic_policy(pattern)
+        # one source of truth with the REST device policies: a resource of the policy "emulator_topic_policies"
+        self.core.policies.add_mqtt_pattern(pattern, device_policies.APP_ID)
 
     def issue_device_cert(self, device_id: str, password: Optional[str] = None):
         """A client certificate for ``device_id`` from the device CA: (cert_path, key_path, sha256 hex)."""
@@ -326,8 +369,18 @@ class Emulator:
     def shadow(self, device_id: str) -> List[dict]:
         return self.core.shadow(device_id)
 
-    def set_desired(self, device_id: str, service_id: str, properties: dict) -> int:
-        return self.core.set_desired(device_id, service_id, properties)
+    def set_desired(self, device_id: str, service_id: str, properties: dict,
+                    expected_version: Optional[int] = None) -> int:
+        """Merge desired values into the shadow (see :meth:`PlatformCore.set_desired`); the new version."""
+        return self.core.set_desired(device_id, service_id, properties, expected_version)
+
+    def delete_shadow(self, device_id: str) -> int:
+        """Delete the device's whole shadow (DeleteDeviceShadow); returns the services removed."""
+        return self.core.delete_shadow(device_id)
+
+    def update_device(self, device_id: str, **fields: Any) -> dict:
+        """Change a device's registry fields (see :meth:`PlatformCore.update_device`); the new record."""
+        return self.core.update_device(device_id, **fields)
 
     def trace(self, device_id: Optional[str] = None, direction: Optional[str] = None,
               kind: Optional[str] = None, *, since_id: int = 0, since: Optional[float] = None,
@@ -346,9 +399,15 @@ class Emulator:
         return sum(f.throttled(device_id) for f in self._fronts)
 
     def topic_authorizer(self) -> TopicAuthorizer:
-        """IoTDA's topic rules for this emulator's devices: topic policies and the products' custom topics."""
-        return TopicAuthorizer(policies=lambda: tuple(self.broker.topic_policies),
-                               custom_topic_check=self.core.custom_topic_allowed)
+        """IoTDA's topic rules for this emulator's devices: device policies and the products' custom topics."""
+        core = self.core
+
+        def product_of(device_id: str) -> Optional[str]:
+            record = core.get_device(device_id)
+            return record.get("product_id") if record else None
+
+        return TopicAuthorizer(policy_check=core.policies.topic_check(product_of, core.groups.static_groups_of),
+                               custom_topic_check=core.custom_topic_allowed)
 
     def _on_violation(self, device_id: str, reason: str, topic: str, details: dict) -> None:
         if self.core is not None:
@@ -372,6 +431,7 @@ class Emulator:
         return any([f.cut(device_id) for f in self._fronts])
 
     def _disconnect_device(self, device_id: str) -> None:
+        self.core.bridging.drop_device(device_id)   # a device logged in through a bridge: the bridge is told
         for f in self._fronts:
             _quietly(f.cut, device_id)
 

@@ -21,4 +21,8 @@ class DeviceNotFound(EmulatorError, KeyError):
         return str(self.args[0]) if self.args else "device not found"
 
 
-__all__ = ["EmulatorError", "CommandTimeout", "DeviceOffline", "DeviceNotFound"]
+class ShadowVersionConflict(EmulatorError, ValueError):
+    """A desired-shadow write named a version that is not the service's current shadow version."""
+
+
+__all__ = ["EmulatorError", "CommandTimeout", "DeviceOffline", "DeviceNotFound", "ShadowVersionConflict"]

@@ -174,6 +174,68 @@ async def read_packet(reader: asyncio.StreamReader, max_size: int = MAX_PACKET) 
     return Packet(first[0], body, bytes(header) + body)
 
 
+class PacketReader:
+    """Reads whole packets from a stream a chunk at a time: every packet already received comes back from one
+    call, instead of several awaits (and reads) per packet. Limits and errors as :func:`read_packet`."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_size: int = MAX_PACKET, chunk: int = 65536) -> None:
+        self._reader = reader
+        self._buf = bytearray()
+        self._error: Optional[PacketError] = None
+        self.max_size = max_size
+        self._chunk = chunk
+
+    async def read_packets(self) -> List[Packet]:
+        """The next packets (at least one); [] on a clean EOF between packets.
+
+        Raises ``PacketError``/``PacketTooLarge`` once the packets before the bad one were returned, and
+        ``asyncio.IncompleteReadError`` on EOF mid-packet.
+        """
+        while True:
+            packets = self._split()
+            if packets:
+                return packets
+            if self._error is not None:
+                raise self._error
+            data = await self._reader.read(self._chunk)
+            if not data:
+                if self._buf:
+                    raise asyncio.IncompleteReadError(bytes(self._buf), None)
+                return []
+            self._buf += data
+
+    def _split(self) -> List[Packet]:
+        buf, out, pos, n = self._buf, [], 0, len(self._buf)
+        while pos + 1 < n and self._error is None:
+            first, i, mult, length = buf[pos], pos + 1, 1, 0
+            while i < n:
+                b = buf[i]
+                i += 1
+                length += (b & 0x7F) * mult
+                if not b & 0x80:
+                    break
+                mult *= 128
+                if i - pos > 4:
+                    self._error = PacketError("remaining length longer than 4 bytes")
+                    break
+            else:
+                break  # the length is not complete yet
+            if self._error is not None:
+                break
+            if length > self.max_size:
+                self._error = PacketTooLarge(first, length, self.max_size)
+                break
+            end = i + length
+            if end > n:
+                break
+            raw = bytes(buf[pos:end])
+            out.append(Packet(first, raw[i - pos:], raw))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out
+
+
 # ---- CONNECT / CONNACK ----------------------------------------------------------------------
 
 def parse_connect(body: bytes) -> ConnectInfo:
@@ -376,6 +438,44 @@ def publish_payload_size(first_byte: int, body: bytes, protocol_level: int) -> i
     if pos > len(body):
         raise PacketError("PUBLISH header longer than the packet")
     return len(body) - pos
+
+
+# MQTT 5 PUBLISH property ids -> value size in bytes ("s": a length-prefixed string or binary, "p": a string
+# pair, "v": a variable byte integer)
+_PUBLISH_PROPERTY_SIZE = {0x01: 1, 0x02: 4, 0x23: 2, 0x08: "s", 0x09: "s", 0x03: "s", 0x26: "p", 0x0B: "v"}
+TOPIC_ALIAS = 0x23
+
+
+def publish_topic_alias(first_byte: int, body: bytes) -> Optional[int]:
+    """The Topic Alias property of an MQTT 5 PUBLISH body, or None (raises PacketError when malformed)."""
+    if len(body) < 2:
+        raise PacketError("truncated PUBLISH topic")
+    pos = 2 + struct.unpack_from("!H", body, 0)[0]
+    if (first_byte >> 1) & 0x03:
+        pos += 2
+    plen, pos = _decode_varint(body, pos)
+    end = pos + plen
+    if end > len(body):
+        raise PacketError("PUBLISH properties longer than the packet")
+    while pos < end:
+        pid = body[pos]
+        pos += 1
+        size = _PUBLISH_PROPERTY_SIZE.get(pid)
+        if size is None:
+            raise PacketError(f"unknown PUBLISH property 0x{pid:02X}")
+        if pid == TOPIC_ALIAS:
+            if pos + 2 > end:
+                raise PacketError("truncated topic alias")
+            return int(struct.unpack_from("!H", body, pos)[0])
+        if size == "s":
+            pos = _read_bin(body, pos)[1]
+        elif size == "p":
+            pos = _read_bin(body, _read_bin(body, pos)[1])[1]
+        elif size == "v":
+            pos = _decode_varint(body, pos)[1]
+        else:
+            pos += int(size)
+    return None
 
 
 def encode_puback(packet_id: int, reason_code: Optional[int] = None) -> bytes:

@@ -28,6 +28,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote
 
+import tornado.iostream
 import tornado.web
 
 log = logging.getLogger(__name__)
@@ -382,7 +383,14 @@ class _StoreHandler(tornado.web.RequestHandler):
                     self._finished = True  # the connection is gone: tornado must not finish the response
                     return
                 self.write(chunk)
-                await self.flush()
+                try:
+                    await self.flush()
+                except tornado.iostream.StreamClosedError:
+                    # the client went away mid-body (a cancelled download): nobody is left to answer, and
+                    # tornado's own error log would print the URI with its presigned query
+                    log.info("object store: client closed the download of %s/%s after %d bytes", bucket, key, sent)
+                    self._finished = True
+                    return
                 sent += len(chunk)
         self.finish()
 
@@ -392,8 +400,12 @@ class ObjectHandler(_StoreHandler):
     """``/objects/{bucket}/{key}``: presigned GET (download) and PUT (upload, checked against the declared
     size and SHA-256)."""
 
+    # Also set when prepare() never ran (tornado refuses a path that is not UTF-8 before it): on_finish reads them.
+    _tmp: Optional[str] = None
+    _file: Any = None
+
     def prepare(self) -> None:
-        self._tmp: Optional[str] = None
+        self._tmp = None
         self._file = None
         self._size = 0
         self._hash = hashlib.sha256()

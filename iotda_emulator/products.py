@@ -31,7 +31,7 @@ SERVICE_OPTIONS = ("Master", "Mandatory", "Optional")
 #: Custom topic permissions (the console's publish / subscribe / publish and subscribe).
 TOPIC_PERMISSIONS = {"publish": frozenset({"publish"}), "subscribe": frozenset({"subscribe"}),
                      "both": frozenset({"publish", "subscribe"})}
-MAX_TOPICS = 50                 # custom topics per product (iotda-protocol.md §4.1)
+MAX_TOPICS = 50                 # custom topics per product (doc/protocol.md §4.1)
 MAX_TOPIC_BYTES = 128           # whole topic, UTF-8 (§4.1)
 DEFAULT_PRODUCT_NAME = "emulator product"
 
@@ -238,6 +238,9 @@ class ProductCatalog:
         # product_id -> {topic name: allowed actions}; {} for a product without topics, None for no product
         self._rules: Dict[str, Optional[Dict[str, FrozenSet[str]]]] = {}
         self._generation = 0   # bumped by every product write (see _topic_rules)
+        # product_id -> {service_id: {property_name: method}}, None when the product defines no service
+        self._models: Dict[str, Optional[Dict[str, Dict[str, str]]]] = {}
+        self._any_model: Optional[bool] = None   # does any product define services? (None: not known yet)
 
     @property
     def user_topic_check(self) -> str:
@@ -265,6 +268,42 @@ class ProductCatalog:
         with self._lock:
             self._generation += 1
             self._rules.pop(product_id, None)
+            self._models.pop(product_id, None)
+            self._any_model = None
+
+    # ---- the product model ----------------------------------------------------------------------------
+    def model(self, product_id: str) -> Optional[Dict[str, Dict[str, str]]]:
+        """``{service_id: {property_name: method}}`` of a product's ``service_capabilities``, or None when the
+        product defines none (or does not exist): the emulator checks data against a model only where there is
+        one. Cached until the product changes."""
+        with self._lock:
+            if product_id in self._models:
+                return self._models[product_id]
+            generation = self._generation
+        rows = self.db.query("SELECT body FROM products WHERE product_id=?", (product_id,))
+        services = (json.loads(rows[0]["body"]).get("service_capabilities") or []) if rows else []
+        model = ({svc["service_id"]: {p["property_name"]: p.get("method") or "" for p in svc.get("properties") or []}
+                  for svc in services} or None)
+        with self._lock:
+            if generation == self._generation:
+                self._models[product_id] = model
+        return model
+
+    def device_model(self, device_id: str) -> Optional[Dict[str, Dict[str, str]]]:
+        """The product model of ``device_id``'s product (see :meth:`model`); None without one. Cheap when no
+        product has a model (the common case of the emulator's own minimal products): no query at all."""
+        with self._lock:
+            any_model, generation = self._any_model, self._generation
+        if any_model is None:
+            any_model = any(json.loads(r["body"]).get("service_capabilities")
+                            for r in self.db.query("SELECT body FROM products"))
+            with self._lock:
+                if generation == self._generation:   # no product write since the read
+                    self._any_model = any_model
+        if not any_model:
+            return None
+        rows = self.db.query("SELECT product_id FROM devices WHERE device_id=?", (device_id,))
+        return self.model(rows[0]["product_id"]) if rows else None
 
     # ---- CRUD -----------------------------------------------------------------------------------------
     def create_product(self, product_id: Optional[str] = None, name: Optional[str] = None, *,

@@ -2,7 +2,7 @@
 
 The access front asks this before it forwards a device's PUBLISH or SUBSCRIBE, so that a refused
 publish is never acknowledged by the broker and then dropped without a word (Mosquitto's ACL would do
-exactly that). The rules, from ``iotda-protocol.md`` §2 and §4:
+exactly that). The rules, from ``doc/protocol.md`` §2 and §4:
 
 - ``$oc/devices/{own id}/sys/...``: a device publishes only the system *uplinks* of §2.1 (publishing
   ``messages/down`` or a command topic is refused); it may subscribe to anything under its own ``sys/``.
@@ -10,11 +10,12 @@ exactly that). The rules, from ``iotda-protocol.md`` §2 and §4:
   through ``custom_topic_check`` (see :mod:`iotda_emulator.products`) when one is given.
 - ``$oc/broadcast/...``: subscribe only (§4.3).
 - any other ``$oc/...`` topic (another device's, malformed): refused.
-- topics outside ``$oc``: allowed only where a topic policy grants them (``%u`` = the device id).
+- topics outside ``$oc`` (and filters starting with a wildcard, matched as strings): allowed only where a
+  device policy grants them (:mod:`iotda_emulator.device_policies`; DENY wins).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Optional
 
 from iotda_emulator.protocol import topics
 from iotda_emulator.topic_check import topic_error
@@ -23,6 +24,9 @@ PUBLISH, SUBSCRIBE = "publish", "subscribe"
 
 #: ``custom_topic_check(device_id, topic, action) -> None | reason``
 CustomTopicCheck = Callable[[str, str, str], Optional[str]]
+#: ``policy_check(device_id, action, topic) -> None | reason`` with action :data:`PUBLISH` or :data:`SUBSCRIBE`
+PolicyCheck = Callable[[str, str, str], Optional[str]]
+NO_POLICY = "no device policy grants this topic"
 
 
 def filters_overlap(a: str, b: str) -> bool:
@@ -49,18 +53,20 @@ def filters_overlap(a: str, b: str) -> bool:
 class TopicAuthorizer:
     """IoTDA's topic rules for device publishes and subscriptions.
 
-    ``policies()`` returns the topic-policy patterns in force (MQTT filters where a ``%u`` level is the
-    device id); ``custom_topic_check`` decides ``$oc/devices/{id}/user/...`` topics (None: all allowed).
+    ``policy_check`` decides topics outside ``$oc`` by the device policies (None: every such topic is
+    refused); ``custom_topic_check`` decides ``$oc/devices/{id}/user/...`` topics (None: all allowed).
     Both checks return None when allowed, else a short reason for the log and the trace.
     """
 
-    def __init__(self, policies: Callable[[], Iterable[str]] = lambda: (),
+    def __init__(self, policy_check: Optional[PolicyCheck] = None,
                  custom_topic_check: Optional[CustomTopicCheck] = None) -> None:
-        self.policies = policies
+        self.policy_check = policy_check
         self.custom_topic_check = custom_topic_check
 
-    def _policy_filters(self, device_id: str) -> List[str]:
-        return ["/".join(device_id if lvl == "%u" else lvl for lvl in p.split("/")) for p in self.policies()]
+    def _policy(self, device_id: str, action: str, topic: str) -> Optional[str]:
+        if self.policy_check is None:
+            return NO_POLICY
+        return self.policy_check(device_id, action, topic)
 
     def _custom(self, device_id: str, topic: str, action: str) -> Optional[str]:
         if self.custom_topic_check is None:
@@ -74,6 +80,7 @@ class TopicAuthorizer:
             return f"not a valid topic name: it {problem}"
         own = topics.device_root(device_id)
         if topic.startswith(own):
+            # decided by the topic alone except user/: the access front remembers allowed sys/ topics per link
             info = topics.classify(topic)
             if info.kind == topics.USER:
                 return self._custom(device_id, topic, PUBLISH)
@@ -84,9 +91,7 @@ class TopicAuthorizer:
             return "not an IoTDA device uplink topic"
         if topic.startswith("$"):
             return "topic belongs to another device or to the platform"
-        if any(topics.topic_matches(f, topic) for f in self._policy_filters(device_id)):
-            return None
-        return "no topic policy grants this topic"
+        return self._policy(device_id, PUBLISH, topic)
 
     def check_subscribe(self, device_id: str, topic_filter: str) -> Optional[str]:
         """None when ``device_id`` may subscribe to ``topic_filter``; otherwise why not."""
@@ -101,11 +106,8 @@ class TopicAuthorizer:
             return None
         if topic_filter.startswith("$"):
             return "topic belongs to another device or to the platform"
-        if topic_filter.split("/")[0] in ("+", "#"):
-            return None  # matches no $ topic: only what the broker's ACL lets this device read
-        if any(filters_overlap(f, topic_filter) for f in self._policy_filters(device_id)):
-            return None
-        return "no topic policy grants this topic"
+        # "#" or "+/x" too: they match no $ topic, and IoTDA matches the filter against the policies as a string
+        return self._policy(device_id, SUBSCRIBE, topic_filter)
 
 
 def _valid_filter(topic_filter: str) -> bool:

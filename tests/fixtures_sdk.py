@@ -14,7 +14,8 @@ from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 from iot_device_sdk_python.iot_device import IotDevice
 
-_MQTT_CONF_FIELDS = {"keep_alive_time", "qos", "timeout"}
+_MQTT_CONF_FIELDS = {"keep_alive_time", "qos", "timeout", "compress_reports", "protocol_version",
+                     "topic_alias_maximum"}
 
 
 def build_client_conf(emulator, record: dict, *, tls: bool = False, **kwargs: Any) -> ClientConf:

@@ -1,4 +1,4 @@
-"""Device provisioning (bootstrap) through Huawei IoTDP (``iotda-protocol.md`` §5, ``upstream-api.md`` §2.10).
+"""Device provisioning (bootstrap) through Huawei IoTDP (``doc/protocol.md`` §5, ``doc/migration.md``).
 
 :func:`bootstrap` connects to the provisioning server named in ``ConnectAuthInfo`` (``server_uri``/``port``,
 CA ``bs_cert_path``), publishes ``bs_message`` on ``bootstrap/up`` and waits (bounded, no polling) for the
@@ -35,10 +35,15 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, TYPE_CHECKING, Tuple, Union
 
 from iot_device_sdk_python.protocol import codec, topics
+from iot_device_sdk_python.errors import IotDeviceError
 from iot_device_sdk_python.utils import iot_util
+
+if TYPE_CHECKING:
+    from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
+    from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 
 _logger = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _SECRET_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 
 
-class BootstrapError(Exception):
+class BootstrapError(IotDeviceError):
     """Provisioning failed. ``code`` is the platform's ``errorCode`` (e.g. ``"100414"``) or one of the
     SDK's codes (``TIMEOUT``, ``CONNECT_FAILED``, ``CONNECT_REFUSED``, ``CONNECTION_LOST``,
     ``INVALID_ANSWER``, ``INVALID_CONFIG``); ``message`` says why (never contains secrets)."""
@@ -72,7 +77,7 @@ class BootstrapError(Exception):
 class BootstrapResult:
     """What :func:`bootstrap_with_result` learned."""
 
-    connect_auth_info: Any          #: new ConnectAuthInfo for IoTDA (bs_mode 0)
+    connect_auth_info: "ConnectAuthInfo"  #: new ConnectAuthInfo for IoTDA (bs_mode 0)
     init_config: Optional[str]      #: the policy's ``initConfig`` (None when absent or from the cache)
     from_cache: bool                #: True when no provisioning round trip was made
 
@@ -135,7 +140,7 @@ def _check_secret(secret: Any) -> str:
 
 # ---- credentials -----------------------------------------------------------------------------------
 
-def derive_group_secret(device_id: str, group_secret: str) -> str:
+def derive_group_secret(device_id: str, group_secret: Union[str, bytes]) -> str:
     """The device secret of a registration-group member: lowercase hex HMAC-SHA256 with key = device id
     and message = the base64-decoded group secret. Raises ``BootstrapError(INVALID_CONFIG)`` on bad base64."""
     try:
@@ -145,13 +150,15 @@ def derive_group_secret(device_id: str, group_secret: str) -> str:
     return iot_util.sha256_mac_salt(raw, device_id)
 
 
-def _is_x509(info) -> bool:
+def _is_x509(info: "ConnectAuthInfo") -> bool:
     return getattr(info, "auth_type", 0) == getattr(info, "X509_AUTH", 1)
 
 
-def _credentials(info, timestamp: str) -> Tuple[str, Optional[str], Optional[str]]:
+def _credentials(info: "ConnectAuthInfo", timestamp: str) -> Tuple[str, Optional[str], Union[str, bytes, None]]:
     """``(client_id, password, secret_for_iotda)`` for the bootstrap connection."""
     device_id = info.id
+    if not device_id:
+        raise BootstrapError(ERR_CONFIG, "id: a device id is required")
     sign = str(getattr(info, "check_timestamp", "1") or "1")
     mode = info.bs_mode
     if mode == 2:
@@ -172,18 +179,20 @@ def _credentials(info, timestamp: str) -> Tuple[str, Optional[str], Optional[str
     return client_id, iot_util.sha256_mac(info.secret, timestamp), info.secret
 
 
-def _tls_context(info) -> ssl.SSLContext:
+def _tls_context(info: "ConnectAuthInfo") -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=getattr(info, "bs_cert_path", None) or None)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if _is_x509(info):
+            if not info.cert_path:
+                raise BootstrapError(ERR_CONFIG, "cert_path: required for X.509 authentication")
             ctx.load_cert_chain(info.cert_path, info.key_path, password=getattr(info, "key_password", None))
     except (OSError, ssl.SSLError, TypeError) as exc:
         raise BootstrapError(ERR_CONFIG, f"TLS set-up failed: {exc}") from None
     return ctx
 
 
-def _use_tls(info) -> bool:
+def _use_tls(info: "ConnectAuthInfo") -> bool:
     fn = getattr(info, "use_tls", None)
     if callable(fn):
         return bool(fn())
@@ -202,17 +211,17 @@ def default_cache_dir() -> str:
     return os.path.join(base, "iot_device_sdk_python")
 
 
-def cache_path(connect_auth_info) -> str:
+def cache_path(connect_auth_info: "ConnectAuthInfo") -> str:
     """Where the server info of this device is cached: ``bs_cache_path`` if set, else
     ``{default_cache_dir()}/{device_id}.json``."""
-    configured = getattr(connect_auth_info, "bs_cache_path", None)
+    configured: Optional[str] = getattr(connect_auth_info, "bs_cache_path", None)
     if configured:
         return os.path.abspath(os.path.expanduser(configured))
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(connect_auth_info.id or "device"))
     return os.path.join(default_cache_dir(), f"{safe}.json")
 
 
-def clear_bootstrap_cache(connect_auth_info) -> bool:
+def clear_bootstrap_cache(connect_auth_info: "ConnectAuthInfo") -> bool:
     """Delete the cached server info so the next connect provisions again. True when a file was removed."""
     path = cache_path(connect_auth_info)
     try:
@@ -222,11 +231,11 @@ def clear_bootstrap_cache(connect_auth_info) -> bool:
         return False
 
 
-def _bs_server(info) -> str:
+def _bs_server(info: "ConnectAuthInfo") -> str:
     return f"{info.server_uri}:{info.port}"
 
 
-def _load_cache(info) -> Optional[dict]:
+def _load_cache(info: "ConnectAuthInfo") -> Optional[Dict[str, Any]]:
     path = cache_path(info)
     try:
         with open(path, "r", encoding="utf-8") as fh:
@@ -253,7 +262,7 @@ def _load_cache(info) -> Optional[dict]:
     return {"host": host, "port": port, "secret": secret}
 
 
-def _write_cache(info, host: str, port: int, device_secret: Optional[str]) -> None:
+def _write_cache(info: "ConnectAuthInfo", host: str, port: int, device_secret: Optional[str]) -> None:
     path = cache_path(info)
     directory = os.path.dirname(path)
     data = {"format": CACHE_FORMAT, "device_id": info.id, "bootstrap_server": _bs_server(info),
@@ -281,8 +290,13 @@ def _write_cache(info, host: str, port: int, device_secret: Optional[str]) -> No
 class _Session:
     """One short MQTT connection to the provisioning server (paho-mqtt 2.x, its own network thread)."""
 
-    def __init__(self, info, keepalive: int, timeout: float) -> None:
+    def __init__(self, info: "ConnectAuthInfo", keepalive: int, timeout: float) -> None:
+        if not info.id or not info.server_uri or not info.port:  # checked by bootstrap_with_result already
+            raise BootstrapError(ERR_CONFIG, "id, server_uri and port of the provisioning server are required")
         self.info = info
+        self.device_id: str = info.id
+        self.host: str = info.server_uri
+        self.port: int = info.port
         self.keepalive = keepalive
         self.timeout = timeout
         self.done = threading.Event()
@@ -299,44 +313,46 @@ class _Session:
 
     def run(self) -> bytes:
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         info = self.info
         timestamp = iot_util.get_timestamp()
         client_id, password, _ = _credentials(info, timestamp)
-        client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=True, protocol=mqtt.MQTTv311)
         client.username_pw_set(info.id, password)
         if _use_tls(info):
             client.tls_set_context(_tls_context(info))
         client.connect_timeout = max(1.0, min(self.timeout, 10.0))
-        down, up = topics.bootstrap_down(info.id), topics.bootstrap_up(info.id)
+        down, up = topics.bootstrap_down(self.device_id), topics.bootstrap_up(self.device_id)
         payload = _request_payload(getattr(info, "bs_message", None))
 
-        def on_connect(c, userdata, flags, reason_code, properties=None):
+        def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
             if reason_code.is_failure:
                 self._finish(error=BootstrapError(ERR_REFUSED, f"provisioning server refused the connection: "
                                                                f"{reason_code}"))
                 return
             c.subscribe(down, qos=1)
 
-        def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+        def on_subscribe(c: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any = None) -> None:
             if any(rc.is_failure for rc in reason_codes):
                 self._finish(error=BootstrapError(ERR_REFUSED, "subscription to bootstrap/down refused"))
                 return
             c.publish(up, payload, qos=1)
 
-        def on_message(c, userdata, msg):
+        def on_message(c: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
             if msg.topic == down:
                 self._finish(answer=bytes(msg.payload))
 
-        def on_disconnect(c, userdata, flags, reason_code, properties=None):
+        def on_disconnect(c: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                          properties: Any = None) -> None:
             self._finish(error=BootstrapError(ERR_LOST, f"provisioning connection closed: {reason_code}"))
 
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
         client.on_message, client.on_disconnect = on_message, on_disconnect
         try:
             try:
-                client.connect(info.server_uri, int(info.port), self.keepalive)
+                client.connect(self.host, int(self.port), self.keepalive)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise BootstrapError(ERR_CONNECT, f"cannot connect to {info.server_uri}:{info.port}: "
                                                   f"{type(exc).__name__}: {exc}") from None
@@ -385,7 +401,7 @@ def _parse_answer(raw: bytes) -> Tuple[str, int, Optional[str], Optional[str]]:
     return host, port, secret, init_config
 
 
-def bootstrap_with_result(connect_auth_info, mqtt_connect_conf=None, timeout: Optional[float] = None) -> BootstrapResult:
+def bootstrap_with_result(connect_auth_info: "ConnectAuthInfo", mqtt_connect_conf: Optional["MqttConnectConf"] = None, timeout: Optional[float] = None) -> BootstrapResult:
     """Like :func:`bootstrap`, also returning the policy's ``initConfig`` and whether the cache was used."""
     info = connect_auth_info
     if info.bs_mode not in (1, 2):
@@ -412,7 +428,7 @@ def bootstrap_with_result(connect_auth_info, mqtt_connect_conf=None, timeout: Op
     return BootstrapResult(_result_info(info, host, port, device_secret or own_secret), init_config, False)
 
 
-def bootstrap(connect_auth_info, mqtt_connect_conf=None, timeout: Optional[float] = None):
+def bootstrap(connect_auth_info: "ConnectAuthInfo", mqtt_connect_conf: Optional["MqttConnectConf"] = None, timeout: Optional[float] = None) -> "ConnectAuthInfo":
     """Provision the device and return a NEW ``ConnectAuthInfo`` for IoTDA.
 
     The result has ``server_uri``/``port`` from the answer (or the cache), ``secret`` = the ``deviceSecret``
@@ -422,8 +438,9 @@ def bootstrap(connect_auth_info, mqtt_connect_conf=None, timeout: Optional[float
     return bootstrap_with_result(connect_auth_info, mqtt_connect_conf, timeout).connect_auth_info
 
 
-def _result_info(info, host: str, port: int, secret: Optional[str]):
+def _result_info(info: "ConnectAuthInfo", host: str, port: int, secret: Union[str, bytes, None]) -> "ConnectAuthInfo":
     copier = getattr(info, "copy", None)
+    new: ConnectAuthInfo
     if callable(copier):
         new = copier()
     else:
@@ -439,11 +456,11 @@ def _result_info(info, host: str, port: int, secret: Optional[str]):
 class BootstrapClient:
     """Object form of :func:`bootstrap` for one device (kept small; the function is the main API)."""
 
-    def __init__(self, connect_auth_info, mqtt_connect_conf=None) -> None:
+    def __init__(self, connect_auth_info: "ConnectAuthInfo", mqtt_connect_conf: Optional["MqttConnectConf"] = None) -> None:
         self._info = connect_auth_info
         self._conf = mqtt_connect_conf
 
-    def bootstrap(self, timeout: Optional[float] = None):
+    def bootstrap(self, timeout: Optional[float] = None) -> "ConnectAuthInfo":
         """Provision (or use the cache); returns the new ``ConnectAuthInfo``."""
         return bootstrap(self._info, self._conf, timeout)
 

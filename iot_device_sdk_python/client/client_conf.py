@@ -10,7 +10,7 @@ from iot_device_sdk_python.client.mqtt_connect_conf import MqttConnectConf
 class ClientConf:
     """Pairs a :class:`ConnectAuthInfo` with a :class:`MqttConnectConf` (a default one when None)."""
 
-    def __init__(self, connect_auth_info: ConnectAuthInfo, mqtt_connect_conf: Optional[MqttConnectConf] = None):
+    def __init__(self, connect_auth_info: ConnectAuthInfo, mqtt_connect_conf: Optional[MqttConnectConf] = None) -> None:
         self._connect_auth_info = connect_auth_info
         self._mqtt_connect_conf = mqtt_connect_conf if mqtt_connect_conf is not None else MqttConnectConf()
 
@@ -19,7 +19,7 @@ class ClientConf:
         return self._connect_auth_info
 
     @connect_auth_info.setter
-    def connect_auth_info(self, value: ConnectAuthInfo):
+    def connect_auth_info(self, value: ConnectAuthInfo) -> None:
         self._connect_auth_info = value
 
     @property
@@ -27,5 +27,5 @@ class ClientConf:
         return self._mqtt_connect_conf
 
     @mqtt_connect_conf.setter
-    def mqtt_connect_conf(self, value: Optional[MqttConnectConf]):
+    def mqtt_connect_conf(self, value: Optional[MqttConnectConf]) -> None:
         self._mqtt_connect_conf = value if value is not None else MqttConnectConf()

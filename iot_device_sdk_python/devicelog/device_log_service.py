@@ -13,6 +13,7 @@ from typing import Dict, Optional
 from iot_device_sdk_python.client.request.device_event import DeviceEvent
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.service.abstract_service import AbstractService
+from iot_device_sdk_python.transport.publish_handle import PublishHandle
 
 _logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class DeviceLogService(AbstractService):
     _LOG_CONFIG = "log_config"
     _LOG_REPORT = "log_report"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._log_switch = True
         self._end_time: Optional[str] = None
@@ -38,7 +39,7 @@ class DeviceLogService(AbstractService):
         return self._log_switch
 
     @log_switch.setter
-    def log_switch(self, value: bool):
+    def log_switch(self, value: bool) -> None:
         self._log_switch = bool(value)
 
     @property
@@ -47,7 +48,7 @@ class DeviceLogService(AbstractService):
         return self._end_time
 
     @end_time.setter
-    def end_time(self, value: Optional[str]):
+    def end_time(self, value: Optional[str]) -> None:
         self._end_time = value
 
     @property
@@ -56,7 +57,7 @@ class DeviceLogService(AbstractService):
         return self._connect_lost_dict
 
     @connect_lost_dict.setter
-    def connect_lost_dict(self, value: Optional[Dict[str, str]]):
+    def connect_lost_dict(self, value: Optional[Dict[str, str]]) -> None:
         self._connect_lost_dict = value
 
     @property
@@ -65,10 +66,10 @@ class DeviceLogService(AbstractService):
         return self._connect_failed_dict
 
     @connect_failed_dict.setter
-    def connect_failed_dict(self, value: Optional[Dict[str, str]]):
+    def connect_failed_dict(self, value: Optional[Dict[str, str]]) -> None:
         self._connect_failed_dict = value
 
-    def on_event(self, device_event: DeviceEvent):
+    def on_event(self, device_event: DeviceEvent) -> None:
         """``log_config``: ``switch`` "on"/"off" and optional ``end_time``."""
         if device_event.event_type != self._LOG_CONFIG:
             _logger.debug("$log ignores event %s", device_event.event_type)
@@ -102,7 +103,7 @@ class DeviceLogService(AbstractService):
             return True
         return _dt.datetime.now(_dt.timezone.utc) < end
 
-    def report_device_log(self, timestamp: str, log_type: str, content: str):
+    def report_device_log(self, timestamp: str, log_type: str, content: str) -> Optional[PublishHandle]:
         """Publish one ``log_report`` when allowed. Returns the PublishHandle, or None when not sent."""
         if not self.can_report_log():
             return None

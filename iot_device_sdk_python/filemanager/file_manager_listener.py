@@ -10,9 +10,9 @@ class FileManagerListener(metaclass=ABCMeta):
     """Callbacks of :class:`FileManagerService`, run on the device's dispatcher thread."""
 
     @abstractmethod
-    def on_upload_url(self, url_info: UrlInfo):
+    def on_upload_url(self, url_info: UrlInfo) -> None:
         """An upload URL (HTTP PUT) arrived; upload, then call ``report_upload_result``."""
 
     @abstractmethod
-    def on_download_url(self, url_info: UrlInfo):
+    def on_download_url(self, url_info: UrlInfo) -> None:
         """A download URL (HTTP GET) arrived; download, then call ``report_download_result``."""

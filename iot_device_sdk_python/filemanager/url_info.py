@@ -1,7 +1,7 @@
 """``UrlInfo``: the paras of ``get_upload_url_response`` / ``get_download_url_response``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 
 class UrlInfo:
@@ -16,7 +16,7 @@ class UrlInfo:
         self._bucket_name = ""
         self._object_name = ""
         self._expire = 0
-        self._file_attributes: dict = {}
+        self._file_attributes: Dict[str, Any] = {}
 
     @property
     def url(self) -> str:
@@ -55,20 +55,20 @@ class UrlInfo:
         self._expire = value
 
     @property
-    def file_attributes(self) -> dict:
+    def file_attributes(self) -> Dict[str, Any]:
         """File attributes echoed by the platform (``hash_code``, ``size``), ``{}`` when absent."""
         return self._file_attributes
 
     @file_attributes.setter
-    def file_attributes(self, value: Optional[dict]) -> None:
+    def file_attributes(self, value: Optional[Dict[str, Any]]) -> None:
         self._file_attributes = value if isinstance(value, dict) else {}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """All five fields as the JSON paras."""
         return {"url": self._url, "bucket_name": self._bucket_name, "object_name": self._object_name,
                 "expire": self._expire, "file_attributes": self._file_attributes}
 
-    def convert_from_dict(self, json_dict: dict) -> None:
+    def convert_from_dict(self, json_dict: Dict[str, Any]) -> None:
         """Copy the known keys present in ``json_dict``, ``file_attributes`` included (upstream dropped it)."""
         if not isinstance(json_dict, dict):
             return

@@ -11,13 +11,14 @@ A gateway connects once and carries the traffic of its children:
 Differences from upstream (on purpose): property sets for children reach ``on_sub_dev_properties_set``;
 a child command or property request nobody handles is answered with an error instead of being left to
 time out; ``None`` or malformed lists from the platform never crash the handler; batches are split to
-the platform limits (``iotda-protocol.md`` §7.1).
+the platform limits (``doc/protocol.md`` §7.1).
 """
 from __future__ import annotations
 
+import gzip
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from iot_device_sdk_python.client.iot_result import IotResult
 from iot_device_sdk_python.client.request.command_response import CommandRsp
@@ -37,6 +38,7 @@ from iot_device_sdk_python.gateway.sub_dev_discovery_listener import SubDevDisco
 from iot_device_sdk_python.gateway.sub_devices_persistence import SubDevicesPersistence
 from iot_device_sdk_python.iot_device import IotDevice
 from iot_device_sdk_python.protocol import codec, topics
+from iot_device_sdk_python.transport.publish_handle import PublishHandle
 from iot_device_sdk_python.transport.raw_message import RawMessage
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ _logger = logging.getLogger(__name__)
 SUB_DEVICE_MANAGER = "$sub_device_manager"
 SUB_DEVICE_DISCOVERY = "sub_device_discovery"
 
-#: Platform limits (iotda-protocol.md §7.1).
+#: Platform limits (doc/protocol.md §7.1).
 MAX_BATCH_PROPERTY_DEVICES = 100
 MAX_PROPERTY_MESSAGE_BYTES = 64 * 1024
 MAX_STATUS_DEVICES = 100
@@ -61,8 +63,12 @@ MAX_ADD_DELETE_DEVICES = 50
 
 _BATCH_ENVELOPE = len(b'{"devices":[]}')
 
+_T = TypeVar("_T")
+# (service_id, event_type, paras, event_id): the arguments of one _report_gateway_event
+_GatewayEvent = Tuple[str, str, Dict[str, Any], Optional[str]]
 
-def _chunks(items: list, size: int) -> List[list]:
+
+def _chunks(items: List[_T], size: int) -> List[List[_T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -122,7 +128,8 @@ class AbstractGateway(IotDevice):
         by_id = getattr(self._sub_device_persistence, "get_sub_device_by_device_id", None)
         if callable(by_id):
             try:
-                return by_id(device_id)
+                found: Optional[DeviceInfo] = by_id(device_id)
+                return found
             except Exception:
                 _logger.exception("SubDevicesPersistence.get_sub_device_by_device_id failed")
                 return None
@@ -136,7 +143,7 @@ class AbstractGateway(IotDevice):
 
     # ---- uplink for sub-devices ----------------------------------------------------------------
 
-    def report_sub_dev_list(self, device_infos: List[DeviceInfo], listener: Optional["ActionListener"] = None):
+    def report_sub_dev_list(self, device_infos: List[DeviceInfo], listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Report scanned sub-devices (``sub_device_discovery``/``scan_result``; IoTEdge only).
 
         Returns the publish handle.
@@ -145,7 +152,7 @@ class AbstractGateway(IotDevice):
         return self._report_gateway_event(SUB_DEVICE_DISCOVERY, "scan_result", paras, None, listener)
 
     def report_sub_device_message(self, device_message: "DeviceMessage",
-                                  listener: Optional["ActionListener"] = None):
+                                  listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Send a message for a sub-device; ``device_message.device_id`` must be the sub-device id.
 
         Returns the publish handle. Raises ``ValueError`` when the device id is empty.
@@ -155,18 +162,22 @@ class AbstractGateway(IotDevice):
         return self.get_client().report_device_message(device_message, listener)
 
     def report_sub_device_properties(self, device_id: str, services: List["ServiceProperty"],
-                                     listener: Optional["ActionListener"] = None):
+                                     listener: Optional["ActionListener"] = None,
+                                     compress: Optional[bool] = None) -> PublishHandle:
         """Report properties of one sub-device through the gateway batch topic. Returns the publish handle."""
-        return self.report_batch_properties([DeviceProperty(device_id, list(services or []))], listener)
+        return self.report_batch_properties([DeviceProperty(device_id, list(services or []))], listener, compress)
 
     def report_batch_properties(self, device_properties: List[DeviceProperty],
-                                listener: Optional["ActionListener"] = None):
+                                listener: Optional["ActionListener"] = None,
+                                compress: Optional[bool] = None) -> PublishHandle:
         """Report properties of many sub-devices (``gateway/sub_devices/properties/report``, QoS 1).
 
         The list is split into messages of at most 100 devices and at most 64 KB each (platform limits);
         the listener is called once for the whole call. Returns the publish handle (a group handle when
         several messages were needed). Raises ``ValueError`` when one device's entry alone exceeds 64 KB
-        or a device id is missing; nothing is sent then.
+        or a device id is missing; nothing is sent then. ``compress=True`` gzips each message and appends
+        ``?encoding=gzip`` to the topic (None: as ``MqttConnectConf.compress_reports`` says; doc/protocol.md
+        §2.11); the limits apply to the uncompressed messages.
         """
         entries: List[bytes] = []
         for dp in device_properties or []:
@@ -191,13 +202,18 @@ class AbstractGateway(IotDevice):
             size += len(data) + 1
         topic = topics.gateway_properties_report(self.get_device_id())
         payloads = [b'{"devices":[' + b",".join(batch) + b"]}" for batch in batches]
+        if compress is None:
+            compress = bool(self._client_conf.mqtt_connect_conf.compress_reports)
+        if compress:
+            topic = topics.gzip_topic(topic)
+            payloads = [gzip.compress(p, 6, mtime=0) for p in payloads]
         return self._publish_all([RawMessage(topic, p, 1) for p in payloads], listener)
 
-    def report_sub_device_status(self, device_id: str, status: str, listener: Optional["ActionListener"] = None):
+    def report_sub_device_status(self, device_id: str, status: str, listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Report one sub-device ``"ONLINE"`` or ``"OFFLINE"``. Returns the publish handle."""
         return self.report_batch_status([DeviceStatus(device_id, status)], listener)
 
-    def report_batch_status(self, statuses: List[DeviceStatus], listener: Optional["ActionListener"] = None):
+    def report_batch_status(self, statuses: List[DeviceStatus], listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Report sub-device statuses (``sub_device_update_status``), at most 100 per event.
 
         The platform answers each event with ``sub_device_update_status_response`` (see
@@ -219,7 +235,7 @@ class AbstractGateway(IotDevice):
         return self._report_gateway_events(events, listener)
 
     def gtw_add_sub_device(self, added_sub_device_infos: List[AddedSubDeviceInfo], event_id: Optional[str] = None,
-                           listener: Optional["ActionListener"] = None):
+                           listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Ask the platform to create sub-devices (``add_sub_device_request``).
 
         More than 50 devices are sent as several requests carrying the same ``event_id`` (one
@@ -241,7 +257,7 @@ class AbstractGateway(IotDevice):
         return self._report_gateway_events(events, listener)
 
     def gtw_del_sub_device(self, del_sub_devices: List[str], event_id: Optional[str] = None,
-                           listener: Optional["ActionListener"] = None):
+                           listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Ask the platform to delete sub-devices by device id (``delete_sub_device_request``).
 
         Split into requests of at most 50 ids with the same ``event_id`` (default: a new UUID).
@@ -255,7 +271,7 @@ class AbstractGateway(IotDevice):
                   for chunk in _chunks(ids, MAX_ADD_DELETE_DEVICES)]
         return self._report_gateway_events(events, listener)
 
-    def sync_sub_devices(self, listener: Optional["ActionListener"] = None):
+    def sync_sub_devices(self, listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Ask the platform for the sub-device changes since the persistence's version.
 
         The platform answers with ``add_sub_device_notify``/``delete_sub_device_notify`` events, which
@@ -270,7 +286,7 @@ class AbstractGateway(IotDevice):
         return self._report_gateway_event(SUB_DEVICE_MANAGER, "sub_device_sync_request", paras, None, listener)
 
     def report_sub_event(self, sub_device_id: str, device_event: DeviceEvent,
-                         listener: Optional["ActionListener"] = None):
+                         listener: Optional["ActionListener"] = None) -> PublishHandle:
         """Report an event for a sub-device (e.g. a child's ``$ota`` version or progress report).
 
         Returns the publish handle.
@@ -373,11 +389,11 @@ class AbstractGateway(IotDevice):
             else:
                 self._gtw_operate_sub_device_listener.on_add_sub_device_rsp(rsp, event_id)
         elif event_type == "delete_sub_device_response":
-            rsp = GtwDelSubDeviceRsp.from_dict(paras)
+            del_rsp = GtwDelSubDeviceRsp.from_dict(paras)
             if self._gtw_operate_sub_device_listener is None:
-                _logger.info("delete_sub_device_response %s: %r (no listener)", event_id, rsp)
+                _logger.info("delete_sub_device_response %s: %r (no listener)", event_id, del_rsp)
             else:
-                self._gtw_operate_sub_device_listener.on_del_sub_device_rsp(rsp, event_id)
+                self._gtw_operate_sub_device_listener.on_del_sub_device_rsp(del_rsp, event_id)
         elif event_type == "sub_device_update_status_response":
             self.on_sub_device_status_rsp(paras, event_id)
         elif event_type == "start_scan":
@@ -407,7 +423,7 @@ class AbstractGateway(IotDevice):
             _logger.exception("SubDevicesPersistence.delete_sub_devices failed")
             return -1
 
-    def on_sub_device_status_rsp(self, response: dict, event_id: str) -> None:
+    def on_sub_device_status_rsp(self, response: Dict[str, Any], event_id: str) -> None:
         """The platform answered a status report (``successful_devices``/``failed_devices``). Logs failures."""
         failed = response.get("failed_devices") if isinstance(response, dict) else None
         if isinstance(failed, list) and failed:
@@ -437,7 +453,7 @@ class AbstractGateway(IotDevice):
         _logger.warning("property set for sub device %s not handled", props_set.device_id)
         return IotResult(1, "sub device property set not handled by the gateway")
 
-    def on_sub_dev_properties_get(self, request_id: str, props_get: "PropsGet") -> Optional[list]:
+    def on_sub_dev_properties_get(self, request_id: str, props_get: "PropsGet") -> Optional[List["ServiceProperty"]]:
         """A property query for a sub-device (``props_get.device_id``, ``props_get.service_id``).
 
         Answer it with ``get_client().respond_properties_get(request_id, services)`` and return ``None``,
@@ -458,7 +474,7 @@ class AbstractGateway(IotDevice):
 
     # ---- internals -----------------------------------------------------------------------------
 
-    def _make_event(self, service_id: str, event_type: str, paras: dict, event_id: Optional[str]) -> DeviceEvent:
+    def _make_event(self, service_id: str, event_type: str, paras: Dict[str, Any], event_id: Optional[str]) -> DeviceEvent:
         event = DeviceEvent()
         event.service_id = service_id
         event.event_type = event_type
@@ -467,17 +483,17 @@ class AbstractGateway(IotDevice):
         event.paras = paras
         return event
 
-    def _report_gateway_event(self, service_id: str, event_type: str, paras: dict, event_id: Optional[str],
-                              listener: Optional["ActionListener"]):
+    def _report_gateway_event(self, service_id: str, event_type: str, paras: Dict[str, Any], event_id: Optional[str],
+                              listener: Optional["ActionListener"]) -> PublishHandle:
         return self.get_client().report_event(self._make_event(service_id, event_type, paras, event_id), listener)
 
-    def _report_gateway_events(self, events: list, listener: Optional["ActionListener"]):
+    def _report_gateway_events(self, events: Sequence[_GatewayEvent], listener: Optional["ActionListener"]) -> PublishHandle:
         if len(events) == 1:
             return self._report_gateway_event(*events[0], listener)
         group = GroupListener(listener, len(events)) if listener is not None else None
         return PublishGroup([self._report_gateway_event(*e, group) for e in events])
 
-    def _publish_all(self, messages: List[RawMessage], listener: Optional["ActionListener"]):
+    def _publish_all(self, messages: List[RawMessage], listener: Optional["ActionListener"]) -> PublishHandle:
         client = self.get_client()
         if len(messages) == 1:
             return client.publish_raw_message(messages[0], listener)

@@ -17,9 +17,9 @@ class OTAListener(metaclass=ABCMeta):
     """
 
     @abstractmethod
-    def on_query_version(self, queryInfo: OTAQueryVersion):  # noqa: N803 (upstream parameter name)
+    def on_query_version(self, queryInfo: OTAQueryVersion) -> None:  # noqa: N803 (upstream parameter name)
         """The platform asks for the versions: answer with ``OTAService.report_version``."""
 
     @abstractmethod
-    def on_receive_package_info(self, pkg: Union[OTAPackageInfo, OTAPackageInfoV2]):
+    def on_receive_package_info(self, pkg: Union[OTAPackageInfo, OTAPackageInfoV2]) -> None:
         """An upgrade package is available (``OTAPackageInfo`` for v1, ``OTAPackageInfoV2`` for v2 events)."""

@@ -1,7 +1,7 @@
 """``OTAQueryVersion``: the paras of a ``$ota`` / ``version_query`` event."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 
 class OTAQueryVersion:
@@ -39,13 +39,13 @@ class OTAQueryVersion:
     def sub_device_count(self, value: Optional[int]) -> None:
         self._sub_device_count = value
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """The fields that are set, as the JSON paras."""
         d = {"task_id": self._task_id, "task_ext_info": self._task_ext_info,
              "sub_device_count": self._sub_device_count}
         return {k: v for k, v in d.items() if v is not None}
 
-    def convert_from_dict(self, json_dict: dict) -> None:
+    def convert_from_dict(self, json_dict: Dict[str, Any]) -> None:
         """Copy the known keys from ``json_dict`` (other keys are ignored)."""
         if not isinstance(json_dict, dict):
             return

@@ -14,8 +14,10 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
+from iot_device_sdk_python.client.request.device_event import DeviceEvent
+from iot_device_sdk_python.errors import IotDeviceError
 from iot_device_sdk_python.ota.ota_listener import OTAListener
 from iot_device_sdk_python.ota.ota_package_info import OTAPackageInfo
 from iot_device_sdk_python.ota.ota_package_info_v2 import OTAPackageInfoV2
@@ -23,14 +25,17 @@ from iot_device_sdk_python.ota.ota_query_version import OTAQueryVersion
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.service.abstract_service import AbstractService
 from iot_device_sdk_python.transfer import http_transfer
-from iot_device_sdk_python.transfer.http_transfer import TransferError
+from iot_device_sdk_python.transfer.http_transfer import ProgressCallback, TransferError
+from iot_device_sdk_python.transfer.transfer_future import TransferFuture
+from iot_device_sdk_python.transport.action_listener import ActionListener
+from iot_device_sdk_python.transport.publish_handle import PublishHandle
 
 _LOG = logging.getLogger(__name__)
 
 PackageInfo = Union[OTAPackageInfo, OTAPackageInfoV2]
 
 
-class OTADownloadError(Exception):
+class OTADownloadError(IotDeviceError):
     """A package download failed. ``result_code`` is the OTA code that was (or should be) reported."""
 
     def __init__(self, result_code: int, message: str, kind: Optional[str] = None) -> None:
@@ -87,7 +92,7 @@ class OTAService(AbstractService):
 
     # ---- inbound -----------------------------------------------------------------------------
 
-    def on_event(self, device_event) -> None:
+    def on_event(self, device_event: DeviceEvent) -> None:
         """Handle one ``$ota`` event from the platform (called on the device's dispatcher thread).
 
         ``version_query`` → ``on_query_version``; ``firmware_upgrade``/``software_upgrade`` →
@@ -126,26 +131,27 @@ class OTAService(AbstractService):
     # ---- outbound ----------------------------------------------------------------------------
 
 
-    def report_version(self, fw_version: str = None, sw_version: str = None, listener=None):
+    def report_version(self, fw_version: Optional[str] = None, sw_version: Optional[str] = None,
+                       listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish ``version_report`` with the firmware and/or software version (None ones omitted).
 
         Returns the publish handle of the report (``result(timeout)`` waits for the PUBACK).
         """
-        paras = {}
+        paras: Dict[str, Any] = {}
         if fw_version is not None:
             paras["fw_version"] = fw_version
         if sw_version is not None:
             paras["sw_version"] = sw_version
         return self._report_event("version_report", paras, listener)
 
-    def report_ota_status(self, result_code: int, version: str, progress: int = None,
-                          description: str = None, listener=None) -> object:
+    def report_ota_status(self, result_code: int, version: str, progress: Optional[int] = None,
+                          description: Optional[str] = None, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish ``upgrade_progress_report``: ``result_code`` (an ``OTA_CODE_*``), the ``version``,
         and optionally ``progress`` (0-100) and ``description``. Returns the publish handle.
 
         A finished upgrade is reported as ``(OTA_CODE_SUCCESS, new_version, 100)``.
         """
-        paras = {"result_code": result_code, "version": version}
+        paras: Dict[str, Any] = {"result_code": result_code, "version": version}
         if progress is not None:
             paras["progress"] = progress
         if description is not None:
@@ -157,7 +163,8 @@ class OTAService(AbstractService):
     def download_package(self, pkg: PackageInfo, target_dir: str, ca_file: Optional[str] = None,
                          timeout: float = 30.0, *, file_name: Optional[str] = None, max_retries: int = 3,
                          reserve_bytes: int = 0, report_progress: bool = True, progress_step: int = 10,
-                         callback: Optional[Callable[[Future], None]] = None) -> "Future[str]":
+                         callback: Optional[Callable[["Future[str]"], None]] = None,
+                         progress: Optional[ProgressCallback] = None) -> "TransferFuture[str]":
         """Download ``pkg`` into ``target_dir`` on a worker thread; returns a ``Future`` of the file path.
 
         * v1 (:class:`OTAPackageInfo`): ``Authorization: Bearer {access_token}``; v2: the presigned URL.
@@ -172,49 +179,61 @@ class OTAService(AbstractService):
           failure the matching code: 5 low space, 6 download failed/timed out, 7 check failed,
           255 internal error. Failed downloads leave no file behind.
 
-        The future resolves to the path, or raises :class:`OTADownloadError` (``result_code``).
-        ``callback(future)`` is called when it is done (on the worker thread). Installing the package and
-        reporting success stay the caller's job.
+        * ``progress(bytes_done, total_bytes)`` (beyond upstream) is called on the worker thread after
+          every chunk; ``total_bytes`` is ``file_size`` (or the server's length), None when neither is known.
+
+        The future (a :class:`TransferFuture`) resolves to the path, or raises :class:`OTADownloadError`
+        (``result_code``). ``future.cancel()`` stops the download at the next chunk and removes the partial
+        file, leaving a file already at the destination untouched; nothing is reported to the platform then
+        (the application reports the code it chooses). Once the file is complete and verified (just before
+        it replaces the destination), ``cancel()`` returns False.
+        ``callback(future)`` is called when it is done (on the worker thread, or on the cancelling one).
+        Installing the package and reporting success stay the caller's job.
         """
-        future: "Future[str]" = Future()
+        future: "TransferFuture[str]" = TransferFuture()
         if callback is not None:
             future.add_done_callback(callback)
-        future.set_running_or_notify_cancel()
         worker = threading.Thread(target=self._download_worker,
                                   args=(future, pkg, target_dir, ca_file, timeout, file_name, max_retries,
-                                        reserve_bytes, report_progress, progress_step),
+                                        reserve_bytes, report_progress, progress_step, progress),
                                   name="ota-download", daemon=True)
         with self._lock:
             self._downloads.add(worker)
         worker.start()
         return future
 
-    def _safe_report(self, result_code: int, version: str, progress: Optional[int], description: str) -> None:
+    def _safe_report(self, result_code: int, version: str, progress: Optional[int], description: Optional[str]) -> None:
         try:
             self.report_ota_status(result_code, version, progress, description)
         except Exception as exc:  # reporting must never turn a finished download into a crash
             _LOG.warning("could not report OTA status %s: %s", result_code, exc)
 
-    def _download_worker(self, future: Future, pkg: PackageInfo, target_dir: str, ca_file: Optional[str],
-                         timeout: float, file_name: Optional[str], max_retries: int, reserve_bytes: int,
-                         report_progress: bool, progress_step: int) -> None:
+    def _download_worker(self, future: "TransferFuture[str]", pkg: PackageInfo, target_dir: str,
+                         ca_file: Optional[str], timeout: float, file_name: Optional[str], max_retries: int,
+                         reserve_bytes: int, report_progress: bool, progress_step: int,
+                         progress: Optional[ProgressCallback]) -> None:
         version = str(getattr(pkg, "version", "") or "")
+        future._start()
         try:
             path = self._download(pkg, target_dir, ca_file, timeout, file_name, max_retries, reserve_bytes,
-                                  report_progress, progress_step, version)
+                                  report_progress, progress_step, version, progress, future.cancelled,
+                                  future._commit)
         except OTADownloadError as exc:
-            _LOG.error("OTA download of version %s failed (code %d): %s", version, exc.result_code, exc)
-            if report_progress:
-                self._safe_report(exc.result_code, version, None, str(exc))
-            future.set_exception(exc)
+            if future.cancelled():  # the application's cancel(): not a failure to report
+                _LOG.info("OTA download of version %s cancelled", version)
+            else:
+                _LOG.error("OTA download of version %s failed (code %d): %s", version, exc.result_code, exc)
+                if report_progress:
+                    self._safe_report(exc.result_code, version, None, str(exc))
+            future._finish(exc=exc)
         except Exception as exc:  # programming or unexpected error: still report and resolve the future
             _LOG.exception("OTA download of version %s failed unexpectedly", version)
             err = OTADownloadError(self.OTA_CODE_INNER_ERROR, f"internal error: {type(exc).__name__}")
             if report_progress:
                 self._safe_report(err.result_code, version, None, str(err))
-            future.set_exception(err)
+            future._finish(exc=err)
         else:
-            future.set_result(path)
+            future._finish(path)  # committed before the rename: cancel() can no longer win here
         finally:
             with self._lock:
                 self._downloads.discard(threading.current_thread())
@@ -222,7 +241,9 @@ class OTAService(AbstractService):
 
     def _download(self, pkg: PackageInfo, target_dir: str, ca_file: Optional[str], timeout: float,
                   file_name: Optional[str], max_retries: int, reserve_bytes: int, report_progress: bool,
-                  progress_step: int, version: str) -> str:
+                  progress_step: int, version: str, progress: Optional[ProgressCallback] = None,
+                  cancelled: Optional[Callable[[], bool]] = None,
+                  commit: Optional[Callable[[], bool]] = None) -> str:
         url = getattr(pkg, "url", None)
         if not isinstance(url, str) or not url:
             raise OTADownloadError(self.OTA_CODE_INNER_ERROR, "package has no download URL", TransferError.INPUT)
@@ -250,7 +271,16 @@ class OTAService(AbstractService):
         step = max(1, int(progress_step))
         last = {"reported": -1}
 
+        user_progress = [progress]
+
         def on_progress(done: int, total: Optional[int]) -> None:
+            callback = user_progress[0]
+            if callback is not None:
+                try:
+                    callback(done, total)
+                except Exception:  # the application's callback must not stop the download nor its reports
+                    user_progress[0] = None
+                    _LOG.exception("OTA download progress callback failed (further calls skipped)")
             if not report_progress or not total:
                 return
             pct = min(99, done * 100 // total)
@@ -265,7 +295,8 @@ class OTAService(AbstractService):
             http_transfer.download(url, dest, headers=headers, ca_file=ca_file, timeout=timeout,
                                    expected_size=size, expected_sha256=sign, progress=on_progress,
                                    max_retries=max_retries, reserve_bytes=reserve_bytes,
-                                   stop=self._closing.is_set)
+                                   stop=lambda: self._closing.is_set() or bool(cancelled and cancelled()),
+                                   commit=commit)
         except TransferError as exc:
             code = {
                 TransferError.SPACE: self.OTA_CODE_LOW_SPACE,

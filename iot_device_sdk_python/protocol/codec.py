@@ -1,10 +1,11 @@
-"""JSON and time helpers shared by the SDK and the emulator (``iotda-protocol.md`` §6.5)."""
+"""JSON and time helpers shared by the SDK and the emulator (``doc/protocol.md`` §6.5)."""
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import time
-from typing import Any
+from typing import Any, Dict
 
 _COMPACT = (",", ":")
 # One encoder for every call: json.dumps() with non-default options builds a new JSONEncoder per call,
@@ -12,7 +13,7 @@ _COMPACT = (",", ":")
 # C encoder exactly as JSONEncoder.encode() does (fresh circular-reference markers per call, so it is
 # thread-safe and the output and errors are the same), without the two Python layers in between.
 _ENCODER = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False)
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _c_encode_str = getattr(json.encoder, "c_encode_basestring", None)
 if _c_make_encoder is not None and _c_encode_str is not None:
     _default = _ENCODER.default
@@ -20,7 +21,22 @@ if _c_make_encoder is not None and _c_encode_str is not None:
     def _encode(obj: Any) -> str:
         return "".join(_c_make_encoder({}, _default, _c_encode_str, None, ":", ",", False, False, True)(obj, 0))
 else:  # pragma: no cover - interpreters without the C accelerator
-    _encode = _ENCODER.encode
+    def _encode(obj: Any) -> str:
+        return _ENCODER.encode(obj)
+
+
+SYSTEM_SERVICE_PREFIX = "$"
+
+#: :func:`as_int` reads decimal strings of at most this many digits (a 64-bit integer has 19).
+MAX_INT_DIGITS = 19
+_INT_TEXT_RE = re.compile(r"[ \t]*[-+]?[0-9]{1,%d}[ \t]*" % MAX_INT_DIGITS)
+_EVENT_TIME_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_HTTPS_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def is_system_service(service_id: Any) -> bool:
+    """True for the platform's system services (``$device_rule``, ``$ota``, ...), whose ids start with ``$``."""
+    return isinstance(service_id, str) and service_id.startswith(SYSTEM_SERVICE_PREFIX)
 
 
 def dumps(obj: Any) -> str:
@@ -33,11 +49,20 @@ def dumps_bytes(obj: Any) -> bytes:
     return _encode(obj).encode("utf-8")
 
 
-def loads_object(payload: Any) -> dict:
+class _NotJson(ValueError):
+    """Raised from inside ``json.loads`` for text that Python's parser takes but JSON does not have."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"payload is not JSON: {name} is not a JSON value")
+
+
+def loads_object(payload: Any) -> Dict[str, Any]:
     """Parse a payload (bytes or str) that must be a JSON object.
 
-    Raises ``ValueError`` with a short reason when it is not UTF-8, not JSON, nested too deeply for the
-    parser (``RecursionError`` inside ``json``) or not an object.
+    Raises ``ValueError`` with a short reason when it is not UTF-8, not JSON (``NaN``/``Infinity``,
+    which Python's ``json`` would take, are not JSON: RFC 8259), nested too deeply for the parser
+    (``RecursionError`` inside ``json``) or not an object.
     """
     if isinstance(payload, (bytes, bytearray, memoryview)):
         try:
@@ -47,11 +72,15 @@ def loads_object(payload: Any) -> dict:
     if not isinstance(payload, str):
         raise ValueError(f"payload has type {type(payload).__name__}, expected bytes or str")
     try:
-        obj = json.loads(payload) if payload else None
+        obj = json.loads(payload, parse_constant=_refuse_constant) if payload else None
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload is not JSON: {exc.msg} at {exc.pos}") from None
     except RecursionError:  # e.g. {"paras": [[[[...]]]]} 100,000 levels deep: untrusted input, not a bug
         raise ValueError("payload JSON is nested too deeply") from None
+    except _NotJson as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError as exc:  # e.g. an integer beyond int's digit limit (Python 3.11+)
+        raise ValueError(f"payload is not usable JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"payload JSON is {type(obj).__name__}, expected an object")
     return obj
@@ -75,18 +104,21 @@ def event_time(at: float | None = None) -> str:
 
 
 def parse_event_time(text: str) -> _dt.datetime:
-    """Parse ``yyyyMMdd'T'HHmmss'Z'`` (also the dashed ``yyyy-MM-dd'T'HH:mm:ss[.SSS]'Z'`` form) as aware UTC.
+    """Parse an IoTDA ``event_time`` as an aware UTC datetime.
 
-    Raises ``ValueError`` on anything else.
+    Accepted shapes, exactly: ``yyyyMMdd'T'HHmmss'Z'`` (what the MQTT API documents, e.g.
+    ``20251212T121212Z``) and, on purpose, ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (what IoTDA's HTTPS device
+    API writes, doc/protocol.md §6.5). Raises ``ValueError`` on anything else, including impossible dates.
     """
-    if not isinstance(text, str):
-        raise ValueError("event time must be a string")
-    for fmt in ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return _dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.timezone.utc)
-        except ValueError:
-            continue
-    raise ValueError(f"not an IoTDA time: {text!r}")
+    if isinstance(text, str):
+        fmt = ("%Y%m%dT%H%M%SZ" if _EVENT_TIME_RE.fullmatch(text) else
+               "%Y-%m-%dT%H:%M:%S.%fZ" if _HTTPS_TIME_RE.fullmatch(text) else None)
+        if fmt is not None:
+            try:
+                return _dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.timezone.utc)
+            except ValueError:  # month 13, February 30, ...
+                pass
+    raise ValueError(f"not an IoTDA time (yyyyMMdd'T'HHmmss'Z'): {text!r}"[:120])
 
 
 def rule_start_time(at: _dt.datetime) -> str:
@@ -98,14 +130,17 @@ def rule_start_time(at: _dt.datetime) -> str:
 
 
 def as_int(value: Any) -> "int | None":
-    """An integer read from untrusted JSON: ints (not bools), integral floats and decimal strings such as
-    ``"-12"``; None for anything else."""
+    """An integer read from untrusted JSON, or None for anything that is not one.
+
+    Accepts ints (not bools), integral finite floats and ASCII decimal strings of at most
+    :data:`MAX_INT_DIGITS` digits with an optional sign and surrounding blanks, such as ``"-12"``.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # NaN and infinities are not integers
+    if isinstance(value, str) and _INT_TEXT_RE.fullmatch(value):
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
     return None

@@ -1,16 +1,20 @@
 """Every IoTDA MQTT topic, built and parsed in one place.
 
 Nothing else in the SDK or the emulator writes a ``$oc/...`` string by hand: call a builder here,
-or :func:`classify` to learn what an inbound topic is. Topic layout: ``iotda-protocol.md`` §2.1.
+or :func:`classify` to learn what an inbound topic is. Topic layout: ``doc/protocol.md`` §2.1.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
+
+from paho.mqtt.client import topic_matches_sub
 
 PREFIX = "$oc/devices/"
 REQUEST_ID_MARK = "request_id="
+#: Broadcast topics (doc/protocol.md §4.3): the whole topic starts with this; devices only subscribe.
+BROADCAST_PREFIX = "$oc/broadcast/"
 
 # Kinds of topic, as returned by classify().
 MESSAGES_UP = "messages_up"
@@ -81,6 +85,15 @@ def gateway_properties_report(device_id: str) -> str:
     return f"{PREFIX}{device_id}/sys/gateway/sub_devices/properties/report"
 
 
+#: Query appended to a report topic whose payload is gzip-compressed (doc/protocol.md §2.11).
+GZIP_QUERY = "?encoding=gzip"
+
+
+def gzip_topic(report_topic: str) -> str:
+    """``report_topic`` (``messages/up``, ``properties/report`` or the gateway batch report) marked as gzip."""
+    return report_topic + GZIP_QUERY
+
+
 def command_response(device_id: str, request_id: str) -> str:
     return f"{PREFIX}{device_id}/sys/commands/response/request_id={request_id}"
 
@@ -142,8 +155,8 @@ def user_topic(device_id: str, name: str) -> str:
 
 # ---- subscriptions ---------------------------------------------------------------------------
 
-def device_downlink_subscriptions(device_id: str) -> list:
-    """The system downlink filters a device subscribes to explicitly (design.md: needed on a plain broker)."""
+def device_downlink_subscriptions(device_id: str) -> List[str]:
+    """The system downlink filters a device subscribes to explicitly (doc/protocol.md §2: needed on a plain broker)."""
     root = f"{PREFIX}{device_id}/sys/"
     return [
         root + "messages/down",
@@ -171,37 +184,77 @@ class TopicInfo:
     rest: Optional[str] = None   # the custom part of a user topic, or the whole topic for OTHER
 
 
+# A request id is exactly one topic level: no separator, no MQTT wildcard, no NUL, and no "?" (the topics
+# that carry a request id in their path take no query, doc/protocol.md §2).
+_NOT_IN_REQUEST_ID = frozenset("/+#?\x00")
+# Report topics whose "?" query IoTDA documents (doc/protocol.md §2, §2.11), and the values it may carry.
+_QUERY_KINDS = frozenset({MESSAGES_UP, PROPERTIES_REPORT, GATEWAY_PROPERTIES_REPORT})
+_ENCODINGS = ("gzip",)
+
+
+def _is_request_id(text: str) -> bool:
+    return bool(text) and not any(c in _NOT_IN_REQUEST_ID for c in text)
+
+
+def _query_request_id(query: str) -> "tuple[bool, Optional[str]]":
+    """``(well formed, request id)`` of a report topic's query: ``&``-separated ``request_id={id}`` and
+    ``encoding=gzip``, each at most once; any other parameter makes the topic unknown."""
+    request_id: Optional[str] = None
+    seen = set()
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        if not sep or key in seen:
+            return False, None
+        seen.add(key)
+        if key == "request_id" and _is_request_id(value):
+            request_id = value
+        elif not (key == "encoding" and value in _ENCODINGS):
+            return False, None
+    return True, request_id
+
+
 def classify(topic: str) -> TopicInfo:
     """Tell what kind of IoTDA topic ``topic`` is, with its device id and request id.
 
-    Unknown or foreign topics come back as kind ``OTHER`` (never an exception).
+    Only the exact topics of doc/protocol.md §2.1 get a system kind: an invalid device id, an empty
+    request id or one holding ``/``, ``+``, ``#``, ``?`` or NUL, extra levels, or a ``?`` query other than
+    ``request_id={id}``/``encoding=gzip`` on ``messages/up`` and the two property reports make the
+    topic ``OTHER`` (never an exception). ``device_id`` is None when the id is not a valid IoTDA one.
     """
     if not isinstance(topic, str) or not topic.startswith(PREFIX):
         return TopicInfo(OTHER, rest=topic if isinstance(topic, str) else None)
-    body = topic[len(PREFIX):]
-    slash = body.find("/")
-    if slash <= 0:
+    device_id, sep, suffix = topic[len(PREFIX):].partition("/")
+    if not sep or not is_valid_device_id(device_id):
         return TopicInfo(OTHER, rest=topic)
-    device_id, suffix = body[:slash], body[slash + 1:]
     kind = _FIXED.get(suffix)
     if kind is not None:
         return TopicInfo(kind, device_id)
-    # an optional "?request_id=..." tracing suffix on messages/up and properties/report
-    base, _, query = suffix.partition("?")
+    base, qmark, query = suffix.partition("?")
     kind = _FIXED.get(base)
     if kind is not None:
-        rid = query[len(REQUEST_ID_MARK):] if query.startswith(REQUEST_ID_MARK) else None
-        return TopicInfo(kind, device_id, request_id=rid or None)
+        ok, rid = _query_request_id(query) if kind in _QUERY_KINDS else (False, None)
+        if ok:
+            return TopicInfo(kind, device_id, request_id=rid)
+        return TopicInfo(OTHER, device_id, rest=topic)
     for prefix, kind in _WITH_REQUEST_ID:
         if suffix.startswith(prefix):
-            return TopicInfo(kind, device_id, request_id=suffix[len(prefix):])
-    if suffix.startswith("user/"):
+            rid = suffix[len(prefix):]
+            if _is_request_id(rid):
+                return TopicInfo(kind, device_id, request_id=rid)
+            return TopicInfo(OTHER, device_id, rest=topic)
+    if suffix.startswith("user/") and len(suffix) > len("user/"):
         return TopicInfo(USER, device_id, rest=suffix[len("user/"):])
     return TopicInfo(OTHER, device_id, rest=topic)
 
 
 def request_id_of(topic: str) -> Optional[str]:
-    """The text after the last ``request_id=`` in ``topic``, or None."""
+    """The request id of ``topic``, or None.
+
+    For an ``$oc/devices/...`` topic it is the one :func:`classify` finds (None for a malformed topic);
+    for any other topic, the text after the last ``request_id=``.
+    """
+    if isinstance(topic, str) and topic.startswith(PREFIX):
+        return classify(topic).request_id
     idx = topic.rfind(REQUEST_ID_MARK)
     if idx < 0:
         return None
@@ -209,22 +262,11 @@ def request_id_of(topic: str) -> Optional[str]:
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT filter matching with ``+`` and ``#`` (used to route custom-topic listeners)."""
-    if topic_filter == topic:
-        return True
-    f_parts = topic_filter.split("/")
-    t_parts = topic.split("/")
-    # MQTT 4.7.2: wildcards at the first level never match topics starting with '$'.
-    if t_parts and t_parts[0].startswith("$") and f_parts and f_parts[0] in ("+", "#"):
-        return False
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts):
-            return False
-        if part != "+" and part != t_parts[i]:
-            return False
-    return len(f_parts) == len(t_parts)
+    """MQTT filter matching with ``+`` and ``#`` (used to route custom-topic listeners).
+
+    paho's ``topic_matches_sub`` (which also keeps first-level wildcards off ``$`` topics, MQTT 4.7.2).
+    """
+    return topic_matches_sub(topic_filter, topic)
 
 
 def policy_device_id(pattern: str, topic: str) -> Optional[str]:

@@ -1,6 +1,6 @@
 """The on-device rule engine, system service ``$device_rule`` (upstream ``rule.rule_manage_service``).
 
-Flow (``iotda-protocol.md`` §3.8, ``upstream-api.md`` §2.9):
+Flow (``doc/protocol.md`` §3.8):
 
 1. The platform sets properties of ``$device_rule`` as ``{ruleId: {"version": n}}`` (``-1`` = deleted):
    :meth:`RuleManageService.on_write` records the ids, drops deleted rules (and their timers) and asks for
@@ -21,8 +21,13 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
+from iot_device_sdk_python.client.iot_result import IotResult
+from iot_device_sdk_python.client.request.command import Command
+from iot_device_sdk_python.client.request.command_response import CommandRsp
+from iot_device_sdk_python.client.request.device_event import DeviceEvent
+from iot_device_sdk_python.client.request.service_property import ServiceProperty
 from iot_device_sdk_python.rule.model.actions import Action
 from iot_device_sdk_python.rule.model.condition_execute import DEVICE_DATA, ConditionExecute
 from iot_device_sdk_python.rule.model.rule_info import RuleInfo
@@ -31,6 +36,9 @@ from iot_device_sdk_python.rule.rule_parser import (
 from iot_device_sdk_python.rule.timer_rule.timer_rule import TimerRuleInstance
 from iot_device_sdk_python.rule.util import time_util
 from iot_device_sdk_python.service.abstract_service import AbstractService
+
+if TYPE_CHECKING:
+    from iot_device_sdk_python.client.device_client import DeviceClient
 
 _logger = logging.getLogger(__name__)
 
@@ -48,7 +56,7 @@ class RuleManageService(AbstractService):
     data rules run on the reporting thread, timer rules on the scheduler thread.
     """
 
-    def __init__(self, device_client) -> None:
+    def __init__(self, device_client: "DeviceClient") -> None:
         super().__init__()
         self._device_client = device_client
         self._lock = threading.RLock()
@@ -59,7 +67,7 @@ class RuleManageService(AbstractService):
         self._condition_execute = ConditionExecute()
         self._clock: Callable[[], _dt.datetime] = time_util.utc_now
         self._manual_timers = False
-        self._scheduler = None
+        self._scheduler: Any = None  # APScheduler BackgroundScheduler (untyped library)
         self._own_scheduler = False
         self._closed = False
 
@@ -109,19 +117,18 @@ class RuleManageService(AbstractService):
 
     # ---- IService ------------------------------------------------------------------------------
 
-    def on_read(self, properties: List[str]) -> dict:
+    def on_read(self, properties: List[str]) -> Dict[str, Any]:
         """``$device_rule`` has no readable properties."""
         return {}
 
-    def on_command(self, command):
+    def on_command(self, command: Command) -> CommandRsp:
         """``$device_rule`` has no commands."""
-        from iot_device_sdk_python.client.request.command_response import CommandRsp
         rsp = CommandRsp()
         rsp.result_code = CommandRsp.fail_code()
         rsp.paras = {"error": "command not found: " + str(getattr(command, "command_name", ""))}
         return rsp
 
-    def on_write(self, properties: dict):
+    def on_write(self, properties: Dict[str, Any]) -> IotResult:
         """Property set ``{ruleId: {"version": n}}`` from the platform; always answered SUCCESS.
 
         Deleted rules (version -1) stop at once; then a ``device_rule_config_request`` asks for the rules.
@@ -158,7 +165,7 @@ class RuleManageService(AbstractService):
             self._request_rules(rule_ids, del_ids)
         return iot_result.SUCCESS
 
-    def on_event(self, device_event) -> None:
+    def on_event(self, device_event: DeviceEvent) -> None:
         """Handle ``device_rule_config_response`` (other events of ``$device_rule`` are logged and ignored)."""
         service_id = getattr(device_event, "service_id", None)
         event_type = getattr(device_event, "event_type", None)
@@ -178,7 +185,7 @@ class RuleManageService(AbstractService):
 
     # ---- rule evaluation -------------------------------------------------------------------------
 
-    def handle_rule(self, services: List) -> None:
+    def handle_rule(self, services: List[ServiceProperty]) -> None:
         """Check every active DEVICE_DATA rule against the properties being reported; fire those that hold.
 
         Never raises: a failing rule is logged and the others still run.
@@ -249,7 +256,7 @@ class RuleManageService(AbstractService):
 
     # ---- internals ---------------------------------------------------------------------------------
 
-    def _apply_rule(self, raw) -> None:
+    def _apply_rule(self, raw: Any) -> None:
         rule_id = raw.get("ruleId") if isinstance(raw, dict) else None
         try:
             rule = parse_rule(raw)
@@ -362,11 +369,13 @@ class RuleManageService(AbstractService):
                 device = None
         device = device or getattr(self, "_iot_device", None)
         if device is not None and callable(getattr(device, "get_device_id", None)):
-            return device.get_device_id()
+            own: Optional[str] = device.get_device_id()
+            return own
         info = getattr(self._device_client, "_connect_auth_info", None)
-        return getattr(info, "id", None)
+        own = getattr(info, "id", None)
+        return own
 
-    def _get_scheduler(self):
+    def _get_scheduler(self) -> Any:
         """The device's single scheduler: the SDK core's if it exposes one, else one created here (lazily)."""
         if self._scheduler is not None:
             return self._scheduler
@@ -383,7 +392,7 @@ class RuleManageService(AbstractService):
         if shared is not None:
             self._scheduler, self._own_scheduler = shared, False
         else:
-            from apscheduler.schedulers.background import BackgroundScheduler
+            from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
             scheduler = BackgroundScheduler(daemon=True, timezone=_dt.timezone.utc)
             scheduler.start()
             self._scheduler, self._own_scheduler = scheduler, True

@@ -2,12 +2,22 @@
 
 Rules come from the network: every field is checked and a bad rule raises :class:`RuleParseError`
 with a one-line reason, so the caller can reject that rule and keep the others.
+
+Condition checks (doc/protocol.md §3.8; the emulator's ``protocol/rules.py`` checks the same shape):
+``between`` takes ``"min,max"`` with min <= max; ``>``/``>=``/``<``/``<=`` a number; ``inValues`` is a list
+of strings or numbers (not booleans), non-empty for ``in``; times of day are ``HH:MM`` with two digits each;
+``daysOfWeek`` lists 1-7 without empty items; ``startTime`` is exactly ``YYYY-MM-DD HH:MM:SS``;
+``repeatInterval``/``repeatCount`` are integers >= 0 (decimal strings accepted) whose last firing falls
+before the year 10000 (our bound: later dates cannot be scheduled).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Optional
+import re
+from typing import Any, Dict, Optional
+
+from iot_device_sdk_python.errors import IotDeviceError
 
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.rule.model.actions import Action
@@ -24,43 +34,40 @@ SIMPLE_TIMER = "SIMPLE_TIMER"
 TIMER_TYPES = (DAILY_TIMER, SIMPLE_TIMER)
 STATUS_ACTIVE = "active"
 STATUS_INACTIVE = "inactive"
+NUMERIC_OPERATORS = (">", ">=", "<", "<=")
+
+_START_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
-class RuleParseError(ValueError):
+class RuleParseError(IotDeviceError, ValueError):
     """A rule from the platform cannot be used; ``str()`` is a one-line reason."""
 
 
 def parse_simple_timer_start(text: Any) -> _dt.datetime:
-    """SIMPLE_TIMER ``startTime`` (``"YYYY-MM-DD HH:MM:SS"`` UTC; ``T`` separator and a ``Z`` also accepted)."""
+    """SIMPLE_TIMER ``startTime``: exactly ``"YYYY-MM-DD HH:MM:SS"`` (UTC, doc/protocol.md §3.8) -> aware UTC."""
     if not isinstance(text, str):
         raise RuleParseError("startTime must be a string 'YYYY-MM-DD HH:MM:SS'")
-    cleaned = text.strip().rstrip("Z").replace("T", " ")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+    if _START_TIME_RE.fullmatch(text):
         try:
-            return _dt.datetime.strptime(cleaned, fmt).replace(tzinfo=_dt.timezone.utc)
-        except ValueError:
-            continue
-    raise RuleParseError(f"startTime is not 'YYYY-MM-DD HH:MM:SS': {text!r}")
+            return _dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+        except ValueError:  # month 13, February 30, ...
+            pass
+    raise RuleParseError(f"startTime is not 'YYYY-MM-DD HH:MM:SS': {text!r}"[:120])
 
 
-def _int_field(obj: dict, key: str, default: int, minimum: int) -> int:
+def _int_field(obj: Dict[str, Any], key: str, default: int, minimum: int) -> int:
     raw = obj.get(key, default)
     if raw is None or raw == "":
         raw = default
-    if isinstance(raw, bool):
-        raise RuleParseError(f"{key} must be an integer")
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise RuleParseError(f"{key} must be an integer, got {raw!r}") from None
-    if isinstance(raw, float) and not raw.is_integer():
-        raise RuleParseError(f"{key} must be an integer, got {raw!r}")
+    value = codec.as_int(raw)
+    if value is None:
+        raise RuleParseError(f"{key} must be an integer, got {raw!r}"[:120])
     if value < minimum:
         raise RuleParseError(f"{key} must be >= {minimum}, got {value}")
     return value
 
 
-def _str_field(obj: dict, key: str, default: str = "") -> str:
+def _str_field(obj: Dict[str, Any], key: str, default: str = "") -> str:
     raw = obj.get(key, default)
     if raw is None:
         return default
@@ -101,13 +108,20 @@ def parse_condition(obj: Any, index: int) -> Condition:
         if not isinstance(value, str):
             raise RuleParseError(f"conditions[{index}].value must be a string")
         cond.value = value
-        in_values = obj.get("inValues") or []
-        if not isinstance(in_values, list):
-            raise RuleParseError(f"conditions[{index}].inValues must be a list")
+        in_values = obj.get("inValues")
+        if in_values is None:
+            in_values = []
+        if not isinstance(in_values, list) or not all(
+                isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in in_values):
+            raise RuleParseError(f"conditions[{index}].inValues must be a list of strings or numbers")
         cond.in_values = [str(v) if not isinstance(v, str) else v for v in in_values]
-        if cond.operator == "between" and parse_between(cond.value) is None:
-            raise RuleParseError(f"conditions[{index}].value for 'between' must be 'min,max': {cond.value!r}")
-        if cond.operator in (">", ">=", "<", "<=") and to_number(cond.value) is None:
+        if cond.operator == "between":
+            if parse_between(cond.value) is None:
+                raise RuleParseError(f"conditions[{index}].value for 'between' must be 'min,max': {cond.value!r}")
+            low, high = (to_number(part.strip()) for part in cond.value.split(","))
+            if low is None or high is None or low > high:  # parse_between itself would swap them
+                raise RuleParseError(f"conditions[{index}].value for 'between' needs min <= max: {cond.value!r}")
+        if cond.operator in NUMERIC_OPERATORS and to_number(cond.value) is None:
             raise RuleParseError(f"conditions[{index}].value must be a number for {cond.operator!r}")
         if cond.operator == "in" and not cond.in_values:
             raise RuleParseError(f"conditions[{index}].inValues empty for 'in'")
@@ -122,17 +136,21 @@ def parse_condition(obj: Any, index: int) -> Condition:
             raise RuleParseError(f"conditions[{index}]: {exc}") from None
     elif cond.type == SIMPLE_TIMER:
         cond.start_time = _str_field(obj, "startTime")
-        parse_simple_timer_start(cond.start_time)
+        start = parse_simple_timer_start(cond.start_time)
         cond.repeat_interval = _int_field(obj, "repeatInterval", 0, 0)
         cond.repeat_count = _int_field(obj, "repeatCount", 1, 0)
         if cond.repeat_count > 1 and cond.repeat_interval <= 0:
             raise RuleParseError(f"conditions[{index}]: repeatCount > 1 needs repeatInterval > 0")
+        try:  # the last firing must be a date the scheduler can hold
+            start + _dt.timedelta(seconds=cond.repeat_interval * max(cond.repeat_count - 1, 0))
+        except OverflowError:
+            raise RuleParseError(f"conditions[{index}]: repeatInterval x repeatCount ends after year 9999") from None
     else:
         raise RuleParseError(f"conditions[{index}].type unknown: {cond.type!r}")
     return cond
 
 
-def parse_action(obj: Any, index: int):
+def parse_action(obj: Any, index: int) -> Action:
     from iot_device_sdk_python.client.request.command import Command  # SDK core; imported late
 
     if not isinstance(obj, dict):

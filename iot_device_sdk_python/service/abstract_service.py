@@ -13,7 +13,7 @@ A service maps product-model properties and commands onto Python attributes and 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TYPE_CHECKING, Tuple, TypeVar, overload
 
 from iot_device_sdk_python.client.iot_result import IotResult
 from iot_device_sdk_python.client.request.command import Command
@@ -24,15 +24,26 @@ from iot_device_sdk_python.service.property import Property
 
 if TYPE_CHECKING:
     from iot_device_sdk_python.service.abstract_device import AbstractDevice
+    from iot_device_sdk_python.transport.action_listener import ActionListener
+    from iot_device_sdk_python.transport.publish_handle import PublishHandle
 
 _COMMAND_ATTR = "_iot_command_name"
 _MISSING = object()
 
 
-def command(name: Optional[str] = None) -> Callable:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@overload
+def command(name: _F) -> _F: ...
+@overload
+def command(name: Optional[str] = None) -> Callable[[_F], _F]: ...
+
+
+def command(name: Any = None) -> Any:
     """Mark a service method as the handler of command ``name`` (default: the method's name)."""
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: _F) -> _F:
         setattr(fn, _COMMAND_ATTR, name or fn.__name__)
         return fn
 
@@ -51,7 +62,7 @@ class AbstractService(IService):
 
     _logger = logging.getLogger(__name__)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._iot_device: Optional["AbstractDevice"] = None
         self._service_id = ""
         self._writeable_prop2field: Dict[str, str] = {}
@@ -106,7 +117,7 @@ class AbstractService(IService):
 
     # ---- IService --------------------------------------------------------------------------------------
 
-    def on_read(self, properties: List[str]) -> dict:
+    def on_read(self, properties: List[str]) -> Dict[str, Any]:
         """``{prop_name: value}`` for the named readable properties (all when the list is empty).
         Unknown names are skipped; a failing getter is logged and skipped."""
         self._discover()
@@ -123,7 +134,7 @@ class AbstractService(IService):
                 self._logger.warning("service %s: reading %s failed: %s", self._service_id, name, exc)
         return out
 
-    def on_write(self, properties: dict) -> IotResult:
+    def on_write(self, properties: Dict[str, Any]) -> IotResult:
         """Write ``{prop_name: value}``; all or nothing (earlier writes are rolled back on a failure).
 
         Read-only or unknown properties are refused with result_code 1 and a description naming them.
@@ -139,7 +150,7 @@ class AbstractService(IService):
             field = self._writeable_prop2field[name]
             if not self._can_write_field(field):
                 return IotResult(1, f"setter method not found: set_{field}")
-        applied = []
+        applied: List[Tuple[str, Any]] = []
         for name, value in properties.items():
             field = self._writeable_prop2field[name]
             try:
@@ -185,16 +196,16 @@ class AbstractService(IService):
             return _error_rsp(f"command {name} returned no response")
         return _error_rsp(f"command {name} returned {type(result).__name__}, expected CommandRsp")
 
-    def on_event(self, device_event: DeviceEvent):
+    def on_event(self, device_event: DeviceEvent) -> None:
         """Platform event for this service (default: ignored)."""
         self._logger.debug("service %s ignores event %s", self._service_id, device_event.event_type)
 
-    def on_destroy(self):
+    def on_destroy(self) -> None:
         """Called by ``device.destroy()``: stop timers/threads the service started (default: nothing)."""
 
     # ---- device link --------------------------------------------------------------------------------------
 
-    def fire_properties_changed(self, properties: List[str]):
+    def fire_properties_changed(self, properties: List[str]) -> Optional[PublishHandle]:
         """Report the named properties (all readable ones when empty). Returns the PublishHandle or None."""
         if self._iot_device is None:
             self._logger.warning("service %s is not attached to a device", self._service_id)
@@ -204,7 +215,8 @@ class AbstractService(IService):
     #: The service id a system service reports under when it was not added with another one.
     _SERVICE_ID = ""
 
-    def _report_event(self, event_type: str, paras: dict, listener=None):
+    def _report_event(self, event_type: str, paras: Dict[str, Any],
+                      listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish one event of this service on ``events/up`` (``event_time`` filled in UTC by the client).
 
         Returns the PublishHandle. Raises RuntimeError when the service is not attached to a device.
@@ -221,7 +233,7 @@ class AbstractService(IService):
     def get_iot_device(self) -> Optional["AbstractDevice"]:
         return self._iot_device
 
-    def set_iot_device(self, iot_device: "AbstractDevice"):
+    def set_iot_device(self, iot_device: "AbstractDevice") -> None:
         self._iot_device = iot_device
 
     @property
@@ -229,12 +241,12 @@ class AbstractService(IService):
         return self._service_id
 
     @service_id.setter
-    def service_id(self, value: str):
+    def service_id(self, value: str) -> None:
         self._service_id = value
 
     # ---- auto report -----------------------------------------------------------------------------------------
 
-    def enable_auto_report(self, report_interval: int):
+    def enable_auto_report(self, report_interval: int) -> None:
         """Report all readable properties every ``report_interval`` seconds (first after one interval),
         on the device's scheduler; the report itself runs on the dispatcher thread."""
         if self._auto_report:
@@ -250,7 +262,7 @@ class AbstractService(IService):
                                                   coalesce=True, max_instances=1)
         self._auto_report = True
 
-    def disable_auto_report(self):
+    def disable_auto_report(self) -> None:
         """Stop the periodic report (no-op when it is off)."""
         job, self._auto_report_job = self._auto_report_job, None
         self._auto_report = False
@@ -260,7 +272,7 @@ class AbstractService(IService):
             except Exception:  # scheduler already shut down or job gone
                 pass
 
-    def _auto_report_thread_func(self, report_interval: int):
+    def _auto_report_thread_func(self, report_interval: int) -> None:
         device = self._iot_device
         if device is None or not self._auto_report:
             return

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import TYPE_CHECKING, List
+from typing import Any, Dict, List, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from iot_device_sdk_python.client.iot_result import IotResult
@@ -15,11 +15,11 @@ class IService(metaclass=ABCMeta):
     """A service of the device's product model, or a system service (``$ota``, ``$time_sync``...)."""
 
     @abstractmethod
-    def on_read(self, properties: List[str]) -> dict:
+    def on_read(self, properties: List[str]) -> Dict[str, Any]:
         """Return ``{property_name: value}`` for the named readable properties (all when empty)."""
 
     @abstractmethod
-    def on_write(self, properties: dict) -> "IotResult":
+    def on_write(self, properties: Dict[str, Any]) -> "IotResult":
         """Apply ``{property_name: value}`` and return the result sent to the platform."""
 
     @abstractmethod

@@ -15,13 +15,13 @@ With the declarative style ``self.alarm`` reads/writes the value directly (the P
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 
 class Property:
     """``val`` (initial/default value), ``field_name``, ``prop_name``, ``writeable``."""
 
-    def __init__(self, val: Any = None, field_name: str = "", prop_name: str = "", writeable: bool = True):
+    def __init__(self, val: Any = None, field_name: str = "", prop_name: str = "", writeable: bool = True) -> None:
         self._val = val
         self._field_name = field_name
         self._prop_name = prop_name
@@ -33,7 +33,7 @@ class Property:
         return self._val
 
     @val.setter
-    def val(self, value: Any):
+    def val(self, value: Any) -> None:
         self._val = value
 
     @property
@@ -41,7 +41,7 @@ class Property:
         return self._field_name
 
     @field_name.setter
-    def field_name(self, value: str):
+    def field_name(self, value: str) -> None:
         self._field_name = value
 
     @property
@@ -49,7 +49,7 @@ class Property:
         return self._prop_name or self._field_name
 
     @prop_name.setter
-    def prop_name(self, value: str):
+    def prop_name(self, value: str) -> None:
         self._prop_name = value
 
     @property
@@ -57,12 +57,12 @@ class Property:
         return self._writeable
 
     @writeable.setter
-    def writeable(self, value: bool):
+    def writeable(self, value: bool) -> None:
         self._writeable = value
 
     # ---- descriptor protocol (declarative style) --------------------------------------------------
 
-    def __set_name__(self, owner, name: str) -> None:
+    def __set_name__(self, owner: type, name: str) -> None:
         self._attr_name = name
         if not self._field_name:
             self._field_name = name
@@ -70,12 +70,12 @@ class Property:
     def _slot(self) -> str:
         return "_iot_prop_" + self._attr_name
 
-    def __get__(self, instance, owner=None):
+    def __get__(self, instance: Any, owner: Optional[type] = None) -> Any:
         if instance is None:
             return self
         return instance.__dict__.get(self._slot(), self._val)
 
-    def __set__(self, instance, value) -> None:
+    def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self._slot()] = value
 
     def __repr__(self) -> str:

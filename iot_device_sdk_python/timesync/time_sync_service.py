@@ -10,9 +10,13 @@ import logging
 import threading
 from typing import Dict, List, Optional
 
+from iot_device_sdk_python.errors import IotTimeoutError
+from iot_device_sdk_python.client.request.device_event import DeviceEvent
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.service.abstract_service import AbstractService
 from iot_device_sdk_python.timesync.time_sync_listener import TimeSyncListener
+from iot_device_sdk_python.transport.action_listener import ActionListener
+from iot_device_sdk_python.transport.publish_handle import PublishHandle
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,20 +57,22 @@ class TimeSyncService(AbstractService):
         """The documented formula: ``(server_recv + server_send + device_recv - device_send) // 2`` (ms)."""
         return (server_recv_time + server_send_time + device_recv_time - device_send_time) // 2
 
-    def request_time_sync(self, listener=None):
+    def request_time_sync(self, listener: Optional[ActionListener] = None) -> PublishHandle:
         """Publish ``time_sync_request`` with ``device_send_time`` = now in ms (an int).
 
         Returns the publish handle.
         """
         return self._request(codec.now_ms(), listener)
 
-    def _request(self, device_send_time: int, listener=None):
+    def _request(self, device_send_time: int, listener: Optional[ActionListener] = None) -> PublishHandle:
         return self._report_event("time_sync_request", {"device_send_time": device_send_time}, listener)
 
     def _in_dispatcher(self) -> bool:
         if self._dispatcher_ident is not None and threading.get_ident() == self._dispatcher_ident:
             return True
         device = self.get_iot_device()
+        if device is None:
+            return False
         try:
             return bool(device.get_client().get_dispatcher().in_dispatcher_thread())
         except Exception:  # no device/dispatcher (e.g. a detached service): cannot be the dispatcher
@@ -76,8 +82,8 @@ class TimeSyncService(AbstractService):
         """Request a time sync and wait for it; returns the corrected current time in ms since the epoch.
 
         Blocking: call it from your own thread, never from a listener callback (the response is delivered
-        on the dispatcher thread; calling it there raises ``RuntimeError``). Raises ``TimeoutError`` when
-        no response arrives within ``timeout`` seconds. The listener, if any, is still called.
+        on the dispatcher thread; calling it there raises ``RuntimeError``). Raises :class:`IotTimeoutError` (a
+        ``TimeoutError``) when no response arrives within ``timeout`` seconds. The listener, if any, is still called.
         """
         if self._in_dispatcher():
             raise RuntimeError("TimeSyncService.sync() cannot run on the dispatcher thread")
@@ -88,7 +94,7 @@ class TimeSyncService(AbstractService):
         try:
             self._request(send_time)
             if not waiter.event.wait(timeout) or waiter.result is None:
-                raise TimeoutError(f"no time_sync_response within {timeout} s")
+                raise IotTimeoutError(f"no time_sync_response within {timeout} s")
             # waiter.result is the offset (corrected - local) at receipt: apply it to the clock now
             return codec.now_ms() + waiter.result
         finally:
@@ -108,7 +114,7 @@ class TimeSyncService(AbstractService):
             w.event.set()
 
 
-    def on_event(self, device_event) -> None:
+    def on_event(self, device_event: DeviceEvent) -> None:
         """Handle ``time_sync_response`` (dispatcher thread): wake :meth:`sync` callers, call the listener.
 
         A response with missing or non-numeric times is logged and dropped.
@@ -123,11 +129,11 @@ class TimeSyncService(AbstractService):
         if not isinstance(paras, dict):
             _LOG.error("time_sync_response without paras; ignored")
             return
-        times = [codec.as_int(paras.get(k)) for k in ("device_send_time", "server_recv_time", "server_send_time")]
-        if any(t is None for t in times):
+        device_send_time, server_recv_time, server_send_time = (
+            codec.as_int(paras.get(k)) for k in ("device_send_time", "server_recv_time", "server_send_time"))
+        if device_send_time is None or server_recv_time is None or server_send_time is None:
             _LOG.error("time_sync_response with missing or invalid times; ignored")
             return
-        device_send_time, server_recv_time, server_send_time = times  # type: ignore[misc]
         with self._lock:
             waiters = self._waiters.pop(device_send_time, [])
         now = self.compute_time(device_send_time, server_recv_time, server_send_time, device_recv_time)

@@ -21,10 +21,12 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Union
+from typing import BinaryIO, Callable, Dict, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from iot_device_sdk_python.errors import IotDeviceError
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def _install_urllib3_redaction() -> None:
         target.addFilter(_RedactQueryFilter())
 
 
-class TransferError(Exception):
+class TransferError(IotDeviceError):
     """A transfer failed; ``kind`` says why (one of the class constants).
 
     ``status_code`` is the HTTP status when the server answered, else None. The message never
@@ -180,7 +182,8 @@ def download(url: str, dest_path: str, *, headers: Optional[Dict[str, str]] = No
              progress: Optional[ProgressCallback] = None, max_retries: int = 3,
              reserve_bytes: int = 0, chunk_size: int = _CHUNK,
              session: Optional[requests.Session] = None,
-             stop: Optional[Callable[[], bool]] = None) -> DownloadResult:
+             stop: Optional[Callable[[], bool]] = None,
+             commit: Optional[Callable[[], bool]] = None) -> DownloadResult:
     """Download ``url`` to ``dest_path`` (written as ``dest_path + ".part"`` then renamed).
 
     ``timeout`` is the connect/read socket timeout in seconds. ``expected_size`` (bytes) and
@@ -188,8 +191,10 @@ def download(url: str, dest_path: str, *, headers: Optional[Dict[str, str]] = No
     ``progress(done_bytes, total_bytes_or_None)`` is called after each chunk. A connection cut or a
     timeout is retried up to ``max_retries`` times, resuming with ``Range`` when the server honours it.
     ``reserve_bytes`` is disk space that must stay free. ``stop()`` returning True aborts the transfer
-    (checked between chunks). Returns a :class:`DownloadResult`; raises
-    :class:`TransferError` (the partial file is removed).
+    (checked before each request, between chunks and once more when the file is complete).
+    ``commit()`` is called once the file is complete and checked, right before it replaces ``dest_path``:
+    False aborts as cancelled, leaving ``dest_path`` untouched (the caller's point of no return).
+    Returns a :class:`DownloadResult`; raises :class:`TransferError` (the partial file is removed).
     """
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
         raise TransferError(TransferError.INPUT, "download URL must be http(s)")
@@ -216,6 +221,8 @@ def download(url: str, dest_path: str, *, headers: Optional[Dict[str, str]] = No
             raise TransferError(TransferError.IO, f"cannot write {part}: {exc.strerror}") from None
         with f:
             while True:
+                if stop is not None and stop():  # also after a retry's back-off
+                    raise TransferError(TransferError.CANCELLED, "download cancelled")
                 req_headers = dict(headers or {})
                 if have:
                     req_headers["Range"] = f"bytes={have}-"
@@ -299,6 +306,9 @@ def download(url: str, dest_path: str, *, headers: Optional[Dict[str, str]] = No
             raise TransferError(TransferError.CHECK, f"size {have} differs from expected size {expected_size}")
         if expected_sha256 and digest != str(expected_sha256).strip().lower():
             raise TransferError(TransferError.CHECK, "SHA-256 of the download does not match the expected sign")
+        # a stop asked from the last progress call must not let the file replace what is at dest_path
+        if (stop is not None and stop()) or (commit is not None and not commit()):
+            raise TransferError(TransferError.CANCELLED, "download cancelled")
         os.replace(part, dest_path)
         _LOG.info("downloaded %s (%d bytes) to %s", safe_url, have, dest_path)
         return DownloadResult(dest_path, have, digest, status, resumed)
@@ -310,13 +320,50 @@ def download(url: str, dest_path: str, *, headers: Optional[Dict[str, str]] = No
             sess.close()
 
 
+class _Stopped(Exception):
+    """Raised inside the HTTP client by :class:`_ProgressReader` to abort a body mid-stream (not an
+    ``OSError``, so neither urllib3 nor requests takes it for a network error to retry)."""
+
+
+class _ProgressReader:
+    """The upload body: a file read in the HTTP client's block size, telling ``progress`` and asking
+    ``stop`` at every block."""
+
+    def __init__(self, f: BinaryIO, size: int, progress: Optional[ProgressCallback],
+                 stop: Optional[Callable[[], bool]]) -> None:
+        self._f = f
+        self._size = size
+        self._done = 0
+        self._progress = progress
+        self._stop = stop
+
+    def __len__(self) -> int:  # requests sizes the body with it
+        return max(self._size - self._done, 0)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._stop is not None and self._stop():
+            raise _Stopped()
+        chunk = self._f.read(n)
+        if chunk and self._progress is not None:
+            self._done += len(chunk)
+            try:
+                self._progress(self._done, self._size)
+            except Exception:  # a user callback must not abort the transfer
+                self._progress = None
+                _LOG.exception("upload progress callback failed (further calls skipped)")
+        return chunk
+
+
 def upload(url: str, file_path: str, *, ca_file: Optional[str] = None, timeout: float = 60.0,
            headers: Optional[Dict[str, str]] = None, content_type: str = "application/octet-stream",
-           max_retries: int = 2, session: Optional[requests.Session] = None) -> int:
+           max_retries: int = 2, session: Optional[requests.Session] = None,
+           progress: Optional[ProgressCallback] = None, stop: Optional[Callable[[], bool]] = None) -> int:
     """HTTP PUT the file at ``file_path`` to ``url`` (e.g. a presigned object-store URL), streamed.
 
     A connection failure is retried (the whole body again) up to ``max_retries`` times. Returns the
     2xx status code; raises :class:`TransferError` (``HTTP`` carries the refusing status code).
+    ``progress(bytes_sent, total_bytes)`` is called as the body is read into the connection (from 0 again
+    on a retry); ``stop()`` returning True aborts mid-body with a ``CANCELLED`` error.
     """
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
         raise TransferError(TransferError.INPUT, "upload URL must be http(s)")
@@ -331,6 +378,8 @@ def upload(url: str, file_path: str, *, ca_file: Optional[str] = None, timeout: 
     attempts = 0
     try:
         while True:
+            if stop is not None and stop():  # also after a retry's back-off
+                raise TransferError(TransferError.CANCELLED, "upload cancelled")
             req_headers = {"Content-Type": content_type, "Content-Length": str(size)}
             req_headers.update(headers or {})
             try:
@@ -338,11 +387,14 @@ def upload(url: str, file_path: str, *, ca_file: Optional[str] = None, timeout: 
             except OSError as exc:
                 raise TransferError(TransferError.IO, f"cannot read {file_path}: {exc.strerror}") from None
             try:
-                with f, sess.put(url, data=f, headers=req_headers, timeout=timeout, verify=verify) as r:
+                body = _ProgressReader(f, size, progress, stop)
+                with f, sess.put(url, data=body, headers=req_headers, timeout=timeout, verify=verify) as r:
                     if 200 <= r.status_code < 300:
                         _LOG.info("uploaded %s (%d bytes) to %s", file_path, size, safe_url)
                         return r.status_code
                     raise TransferError(TransferError.HTTP, f"upload refused: HTTP {r.status_code}", r.status_code)
+            except _Stopped:
+                raise TransferError(TransferError.CANCELLED, "upload cancelled") from None
             except requests.exceptions.SSLError as exc:
                 raise TransferError(TransferError.TLS, f"TLS verification failed: {scrub(str(exc))[:300]}") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:

@@ -8,7 +8,10 @@ without ``on_success``).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Type
+
+if TYPE_CHECKING:
+    from iot_device_sdk_python.client.request.service_property import ServiceProperty
 
 
 def check_listener(listener: Any, name: str = "listener") -> None:
@@ -33,10 +36,10 @@ def check_instance(value: Any, cls: type, name: str) -> None:
         raise TypeError(f"{name}: must be a {cls.__name__}, got {type(value).__name__}")
 
 
-_service_property_cls: Optional[type] = None
+_service_property_cls: Optional[Type["ServiceProperty"]] = None
 
 
-def _service_property() -> type:
+def _service_property() -> Type["ServiceProperty"]:
     # imported on first use (transport must not import client at module load), then kept: an import
     # statement per call is a measurable part of report_properties (doc/performance.md)
     global _service_property_cls

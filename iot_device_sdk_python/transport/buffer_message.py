@@ -13,7 +13,7 @@ class BufferMessage:
     """A :class:`RawMessage` with the listener (and handle) to tell when it is finally sent or dropped."""
 
     def __init__(self, raw_message: "RawMessage", listener: Optional["ActionListener"],
-                 handle: Optional["PublishHandle"] = None):
+                 handle: Optional["PublishHandle"] = None) -> None:
         self._raw_message = raw_message
         self._listener = listener
         self._handle = handle
@@ -23,7 +23,7 @@ class BufferMessage:
         return self._raw_message
 
     @raw_message.setter
-    def raw_message(self, value: "RawMessage"):
+    def raw_message(self, value: "RawMessage") -> None:
         self._raw_message = value
 
     @property
@@ -31,7 +31,7 @@ class BufferMessage:
         return self._listener
 
     @listener.setter
-    def listener(self, value: Optional["ActionListener"]):
+    def listener(self, value: Optional["ActionListener"]) -> None:
         self._listener = value
 
     @property
@@ -40,5 +40,5 @@ class BufferMessage:
         return self._handle
 
     @handle.setter
-    def handle(self, value: Optional["PublishHandle"]):
+    def handle(self, value: Optional["PublishHandle"]) -> None:
         self._handle = value

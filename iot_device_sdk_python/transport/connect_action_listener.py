@@ -10,9 +10,9 @@ class ConnectActionListener(metaclass=ABCMeta):
     ``on_failure(token=<code>, err=<exception or None>)`` (codes: see ``MqttConnection.connect``)."""
 
     @abstractmethod
-    def on_success(self, token: int):
+    def on_success(self, token: int) -> None:
         """The attempt succeeded (token is 0)."""
 
     @abstractmethod
-    def on_failure(self, token: int, err: Optional[Exception]):
+    def on_failure(self, token: int, err: Optional[Exception]) -> None:
         """The attempt failed with result code ``token``."""

@@ -8,9 +8,9 @@ class ConnectListener(metaclass=ABCMeta):
     """Told when the MQTT connection is established and when it is lost (not when the user closes it)."""
 
     @abstractmethod
-    def connection_lost(self, cause: str):
+    def connection_lost(self, cause: str) -> None:
         """The connection dropped unexpectedly; ``cause`` is a short human-readable reason."""
 
     @abstractmethod
-    def connect_complete(self, reconnect: bool, server_uri: str):
+    def connect_complete(self, reconnect: bool, server_uri: str) -> None:
         """A connection was accepted; ``reconnect`` is True when it replaces a lost one."""

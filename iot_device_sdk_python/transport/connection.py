@@ -25,7 +25,7 @@ class Connection(metaclass=ABCMeta):
         """Publish (or buffer) a message; return a handle resolved when it is delivered or dropped."""
 
     @abstractmethod
-    def close(self):
+    def close(self) -> None:
         """Close the connection for good (no reconnect)."""
 
     @abstractmethod
@@ -33,13 +33,13 @@ class Connection(metaclass=ABCMeta):
         """True while the connection is established and usable."""
 
     @abstractmethod
-    def add_connect_listener(self, connect_listener: "ConnectListener"):
+    def add_connect_listener(self, connect_listener: "ConnectListener") -> None:
         """Add a listener for connection state changes."""
 
     @abstractmethod
-    def set_connect_action_listener(self, connect_action_listener: "ConnectActionListener"):
+    def set_connect_action_listener(self, connect_action_listener: "ConnectActionListener") -> None:
         """Set the listener told about each connection attempt."""
 
     @abstractmethod
-    def subscribe_topic(self, topic: str, qos: int):
-        """Subscribe to ``topic`` now (if connected) and after every reconnect."""
+    def subscribe_topic(self, topic: str, qos: int = 1) -> bool:
+        """Subscribe to ``topic`` now (if connected) and after every reconnect; False on an immediate error."""

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 _logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class BufferMetrics:
     size: int = 0
     durable: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """The counters as a plain dict (for JSON)."""
         return asdict(self)
 
@@ -72,7 +72,7 @@ def _as_bytes(payload: Union[str, bytes, bytearray, None, int, float]) -> bytes:
 class DurableOfflineQueue:
     """The sqlite3 file behind a durable offline buffer. Thread-safe; every call commits at once."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str) -> None:
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise ValueError("offline_queue_path: must be a non-empty file path")
         self.path = os.fspath(path)

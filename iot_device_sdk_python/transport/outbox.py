@@ -48,7 +48,10 @@ class OutgoingMessage(PublishHandle):
     ``_o_rowid`` is its row in the durable queue, ``_o_counted`` whether the buffer metrics counted it.
     """
 
-    __slots__ = ("_o_topic", "_o_payload", "_o_qos", "_o_listener", "_o_seq", "_o_rowid", "_o_counted")
+    # ``_o_props``: MQTT 5 properties (MqttV5Data), set only when given; read with getattr(..., None)
+    __slots__ = ("_o_topic", "_o_payload", "_o_qos", "_o_listener", "_o_seq", "_o_rowid", "_o_counted", "_o_props")
+
+    _o_props: Any  # unset unless the message has MQTT 5 properties
 
     # one lock shared by every message instead of a new Lock per publish (a class attribute shadows
     # PublishHandle's slot): it only guards a handle's own few fields for a few instructions, nothing

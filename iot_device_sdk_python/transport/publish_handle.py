@@ -5,10 +5,12 @@ import logging
 import threading
 from typing import Callable, List, Optional
 
+from iot_device_sdk_python.errors import IotDeviceError, IotTimeoutError
+
 _logger = logging.getLogger(__name__)
 
 
-class PublishError(Exception):
+class PublishError(IotDeviceError):
     """Why a publish did not reach the broker.
 
     ``reason`` is one of the ``REASON_*`` constants below.
@@ -19,10 +21,13 @@ class PublishError(Exception):
     REASON_CLOSED = "closed"                # the connection was closed/destroyed before delivery
     REASON_PUBLISH_FAILED = "publish_failed"  # paho refused the publish
     REASON_INVALID = "invalid"              # bad message (topic/payload/qos)
+    REASON_REFUSED = "refused"              # MQTT 5: the server refused it in its PUBACK (see reason_code)
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, reason_code: Optional[int] = None) -> None:
         super().__init__(message)
         self.reason = reason
+        #: MQTT 5 PUBACK reason code of a refusal (e.g. 0x87 not authorized), else None
+        self.reason_code = reason_code
 
 
 class PublishHandle:
@@ -37,7 +42,7 @@ class PublishHandle:
     # is quicker to build and to update (subclasses such as the gateway's PublishGroup still get a __dict__)
     __slots__ = ("_topic", "_done", "_event", "_lock", "_exception", "_mid", "_callbacks", "_callback_runner")
 
-    def __init__(self, topic: str = "", callback_runner: Optional[Callable[..., object]] = None):
+    def __init__(self, topic: str = "", callback_runner: Optional[Callable[..., object]] = None) -> None:
         self._topic = topic
         # the Event is made only when someone waits: most handles are never waited on, and an Event
         # (a Condition and two locks) per publish is measurable on the hot path (doc/performance.md)
@@ -74,11 +79,11 @@ class PublishHandle:
     def result(self, timeout: Optional[float] = None) -> Optional[int]:
         """Wait up to ``timeout`` seconds (None = forever); return the MQTT message id.
 
-        Raises :class:`PublishError` when the message was not delivered and ``TimeoutError``
-        when it is still pending after ``timeout``.
+        Raises :class:`PublishError` when the message was not delivered and :class:`IotTimeoutError`
+        (a ``TimeoutError``) when it is still pending after ``timeout``.
         """
         if not self._wait(timeout):
-            raise TimeoutError(f"publish to {self._topic} still pending after {timeout} s")
+            raise IotTimeoutError(f"publish to {self._topic} still pending after {timeout} s")
         if self._exception is not None:
             raise self._exception
         return self._mid
@@ -86,7 +91,7 @@ class PublishHandle:
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         """Wait like :meth:`result`; return the failure (or None on success)."""
         if not self._wait(timeout):
-            raise TimeoutError(f"publish to {self._topic} still pending after {timeout} s")
+            raise IotTimeoutError(f"publish to {self._topic} still pending after {timeout} s")
         return self._exception
 
     def _wait(self, timeout: Optional[float]) -> bool:
@@ -109,6 +114,16 @@ class PublishHandle:
                 self._callbacks.append(fn)
                 return
         self._run_callback(fn)
+
+    def remove_done_callback(self, fn: Callable[["PublishHandle"], object]) -> int:
+        """Forget every registration of ``fn`` not yet called (as ``asyncio.Future``); the number removed."""
+        with self._lock:
+            if not self._callbacks:
+                return 0
+            kept = [cb for cb in self._callbacks if cb != fn]
+            removed = len(self._callbacks) - len(kept)
+            self._callbacks = kept
+        return removed
 
     # ---- resolution (SDK internal) --------------------------------------------------------------
 

@@ -12,5 +12,5 @@ class RawMessageListener(metaclass=ABCMeta):
     """Anything that takes a :class:`RawMessage`: the DeviceClient router, custom-topic listeners."""
 
     @abstractmethod
-    def on_message_received(self, message: "RawMessage"):
+    def on_message_received(self, message: "RawMessage") -> None:
         """Handle one inbound message (called on the device's dispatcher thread)."""

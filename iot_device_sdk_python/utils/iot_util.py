@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from iot_device_sdk_python.protocol import codec, topics
 
@@ -56,7 +56,7 @@ def sha256_mac_salt(secret: Union[str, bytes], salt: Union[str, bytes]) -> str:
     return hmac.new(_to_bytes(salt), _to_bytes(secret), hashlib.sha256).hexdigest()
 
 
-def get_request_id_from_msg(msg) -> str:
+def get_request_id_from_msg(msg: Any) -> str:
     """The text after the last ``request_id=`` in ``msg.topic``; ValueError if there is none."""
     rid = topics.request_id_of(getattr(msg, "topic", "") or "")
     if rid is None:
@@ -64,12 +64,12 @@ def get_request_id_from_msg(msg) -> str:
     return rid
 
 
-def get_device_id_from_msg(msg) -> Optional[str]:
+def get_device_id_from_msg(msg: Any) -> Optional[str]:
     """The device id segment of an ``$oc/devices/{id}/...`` topic (None otherwise)."""
     return topics.classify(getattr(msg, "topic", "") or "").device_id
 
 
-def str_is_empty(value) -> bool:
+def str_is_empty(value: Any) -> bool:
     """True for None or a blank string; ValueError for other types (upstream behaviour)."""
     if value is None:
         return True

@@ -10,7 +10,8 @@ The official SDKs (``huaweicloudsdkcore`` ``BasicCredentials(ak, sk)``) sign eac
   the canonical headers are ``name:value`` (lower-case name, trimmed value) for every signed header,
   each followed by a newline; the body hash is hex(SHA-256) of the body (of the empty string for an empty
   body). The client-side signer uses ``X-Sdk-Content-Sha256`` instead when present (``UNSIGNED-PAYLOAD``
-  for non-JSON content); that header is not signed, so the server always hashes the body it received;
+  for non-JSON content); that header is not signed, so the server hashes the body it received (except
+  for ``multipart/form-data`` uploads signed as ``UNSIGNED-PAYLOAD``, see :func:`canonical_request`);
 * string to sign = ``SDK-HMAC-SHA256 \\n X-Sdk-Date \\n hex(SHA-256(canonical request))``;
 * signature = ``hex(HMAC-SHA256(SK, string to sign))``;
 * header ``Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b;c, Signature=hex``.
@@ -33,6 +34,8 @@ DATE_HEADER = "X-Sdk-Date"
 CONTENT_HASH_HEADER = "X-Sdk-Content-Sha256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: what the SDK puts in X-Sdk-Content-Sha256 (and signs in place of the body hash) for non-JSON bodies
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 #: How far ``X-Sdk-Date`` may be from the emulator's clock (the API gateway allows 15 minutes).
 DEFAULT_CLOCK_SKEW = _dt.timedelta(minutes=15)
 
@@ -106,12 +109,16 @@ def canonical_request(method: str, raw_path: str, raw_query: str, headers: Mappi
         if value is None:
             raise AuthError(f"signed header {name!r} is missing from the request")
         lines.append(f"{name}:{value}")
-    # The hash is always that of the body received: X-Sdk-Content-Sha256 is not itself signed, so trusting it
-    # would let a captured request be replayed with another body. A client that claimed UNSIGNED-PAYLOAD (the
-    # official SDK does so only for non-JSON content, which no emulated API takes) therefore fails to verify.
+    # The hash is that of the body received: X-Sdk-Content-Sha256 is not itself signed, so trusting it would
+    # let a captured request be replayed with another body. The one exception is a multipart/form-data file
+    # upload (UploadBatchTaskFile): the official SDK signs it as UNSIGNED-PAYLOAD (it never hashes a streamed
+    # multipart body), as APIG accepts; any other UNSIGNED-PAYLOAD request fails to verify.
     body_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     claimed = _header_value(headers, CONTENT_HASH_HEADER)
-    if body and claimed is not None and claimed.lower() != body_hash:
+    media = (_header_value(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
+    if body and claimed == UNSIGNED_PAYLOAD and media == "multipart/form-data":
+        body_hash = UNSIGNED_PAYLOAD
+    elif body and claimed is not None and claimed.lower() != body_hash:
         raise AuthError(f"{CONTENT_HASH_HEADER} does not match the body received (unsigned payloads are refused)")
     return "\n".join([method.upper(), canonical_uri(raw_path), canonical_query(raw_query),
                       "\n".join(lines) + "\n", ";".join(signed_headers), body_hash])

@@ -5,15 +5,19 @@
 * ``GET /console`` - the single page (plain HTML + vanilla JS from ``iotda_emulator/web/``, no build step,
   nothing fetched from the internet);
 * ``GET /console/static/<file>`` - its script and style sheet;
-* ``/console/api/...`` - JSON endpoints backed by the :class:`~iotda_emulator.Emulator` Python API.
+* ``/console/api/...`` - JSON endpoints backed by the :class:`~iotda_emulator.Emulator` Python API: debugging
+  (commands, messages, properties, shadow) and the message trace (filters, search, JSON/CSV export) here; device
+  management, property charts, products, OTA and bootstrap in :mod:`.console_manage`; remote configuration,
+  broadcast, tunnels, asynchronous commands, groups and tags in :mod:`.console_platform`.
 
 Emulator calls that wait for a device (commands, property set/get) run in the IOLoop's executor so the
 HTTP server keeps serving while a device takes its time to answer.
 
-State-changing endpoints accept only ``application/json`` bodies; the server's request guard
-(:mod:`iotda_emulator.http.guard`) refuses a foreign ``Host`` or ``Origin`` first: a web page from another
-site cannot drive local devices through a browser that happens to have the console open (a cross-site JSON
-POST needs a CORS pre-flight, which this server never grants).
+State-changing endpoints accept only ``application/json`` bodies (the package upload also
+``application/octet-stream``); the server's request guard (:mod:`iotda_emulator.http.guard`) refuses a foreign
+``Host`` or ``Origin`` first, and a state-changing request a browser marks ``Sec-Fetch-Site`` other than
+``same-origin`` is refused here: a web page from another site cannot drive local devices through a browser that
+happens to have the console open (a cross-site JSON POST also needs a CORS pre-flight, which is never granted).
 
 When the emulator has application keys (``Emulator.app_keys``), the JSON API needs the same credentials as
 the REST API: a session from ``/console/login`` (access key + secret key; an ``HttpOnly``, ``SameSite=Strict``
@@ -26,7 +30,10 @@ Errors are JSON in IoTDA's shape ``{"error_code", "error_msg"}`` plus ``error`` 
 from __future__ import annotations
 
 import base64
+import csv
+import datetime
 import functools
+import io
 import hashlib
 import hmac
 import logging
@@ -52,6 +59,16 @@ WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 #: Most trace entries one poll returns (the page keeps the newest ones it has seen).
 TRACE_LIMIT = 500
+#: Newest trace entries a free-text search looks through (older ones are reported as skipped).
+SEARCH_SCAN = 20000
+#: Most entries one export holds (the newest matching ones).
+EXPORT_LIMIT = 10000
+#: Trace kinds the page offers as a filter: the topic kinds of ``protocol.topics`` plus the front's violations.
+TRACE_KINDS = (topics.MESSAGES_UP, topics.MESSAGES_DOWN, topics.COMMAND, topics.COMMAND_RESPONSE,
+               topics.PROPERTIES_REPORT, topics.GATEWAY_PROPERTIES_REPORT, topics.PROPERTIES_SET,
+               topics.PROPERTIES_SET_RESPONSE, topics.PROPERTIES_GET, topics.PROPERTIES_GET_RESPONSE,
+               topics.SHADOW_GET, topics.SHADOW_GET_RESPONSE, topics.EVENTS_UP, topics.EVENTS_DOWN,
+               topics.BOOTSTRAP_UP, topics.BOOTSTRAP_DOWN, topics.USER, topics.BROADCAST, topics.OTHER, "violation")
 #: Longest wait a console user may ask for on a command / property call (seconds).
 MAX_TIMEOUT = 120.0
 #: Name of the login session cookie (used only when the emulator has application keys).
@@ -61,6 +78,8 @@ SESSION_TTL = 12 * 3600.0
 MAX_SESSIONS = 256
 #: IoTDA error codes of the console's answers by HTTP status (IoTDA's shape; codes as the REST API uses them).
 _ERROR_CODES = {401: "APIGW.0301", 404: "IOTDA.014000", 409: "IOTDA.014016", 504: "IOTDA.014111"}
+#: ``Sec-Fetch-Site`` values a state-changing request may carry (browsers send it; other clients do not).
+_SAME_SITE_FETCH = ("same-origin", "none")
 
 
 def _digest(secret_key: str) -> bytes:
@@ -113,11 +132,12 @@ def _app_keys(emulator: Any) -> Mapping[str, str]:
 class ConsoleError(Exception):
     """A request the console refuses, with the HTTP status and a short reason for the page."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, status: int, error: str, message: str, code: Optional[str] = None) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.code = code        # an IoTDA error code more precise than the status's default
 
 
 # Emulator exceptions by class name (iotda_emulator.errors), so this module imports without them.
@@ -164,14 +184,25 @@ def _payload_view(payload: Any) -> tuple:
         return base64.b64encode(raw).decode("ascii"), "base64"
 
 
+def _iso_utc(seconds: float) -> str:
+    """``2026-12-06T21:40:01.123Z`` (UTC, milliseconds): the date exports and tooltips show."""
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def trace_entry_json(entry: Any) -> dict:
     """One :class:`TraceEntry` as the JSON the page shows (payload decoded and redacted, never interpreted
     as HTML)."""
     payload, encoding = _payload_view(getattr(entry, "payload", b""))
     if encoding == "utf-8":
         payload = redact_text(payload)    # served over HTTP: no secrets, tokens or presigned URLs
+    when = float(getattr(entry, "time", 0.0) or 0.0)
     out = {
-        "time": float(getattr(entry, "time", 0.0) or 0.0),
+        "time": when,
+        "time_iso": _iso_utc(when),
         "device_id": getattr(entry, "device_id", None),
         "direction": getattr(entry, "direction", None),
         "topic": getattr(entry, "topic", None),
@@ -194,6 +225,8 @@ class _ApiHandler(tornado.web.RequestHandler):
 
     #: Reachable without a login when the emulator has application keys (the login endpoints).
     public = False
+    #: Takes a raw ``application/octet-stream`` body (a file upload) besides JSON.
+    binary_body = False
 
     def initialize(self, emulator: Any, executor: Any = None,  # noqa: D401 - tornado hook
                    sessions: Optional[ConsoleSessions] = None) -> None:
@@ -215,8 +248,16 @@ class _ApiHandler(tornado.web.RequestHandler):
             raise ConsoleError(401, "unauthorized",
                                "log in at /console/login (or sign the request with an application key)")
         if self.request.method in ("POST", "PUT", "DELETE", "PATCH"):
-            ctype = self.request.headers.get("Content-Type", "")
-            if self.request.body and not ctype.lower().startswith("application/json"):
+            # same-origin check on top of the server guard's Origin/Host check: a browser tells where a
+            # request comes from; anything but the console's own page (or a typed URL) is refused
+            site = self.request.headers.get("Sec-Fetch-Site")
+            if site is not None and site.strip().lower() not in _SAME_SITE_FETCH:
+                logger.info("console: refused %s %s from a %s page", self.request.method, self.request.path,
+                            site[:20])
+                raise ConsoleError(403, "forbidden", "cross-site requests are refused")
+            ctype = self.request.headers.get("Content-Type", "").lower()
+            binary_ok = self.binary_body and ctype.startswith("application/octet-stream")
+            if self.request.body and not ctype.startswith("application/json") and not binary_ok:
                 raise ConsoleError(415, "bad_request", "send the body as application/json")
 
     def authenticated(self, keys: Mapping[str, str]) -> bool:
@@ -286,8 +327,11 @@ class _ApiHandler(tornado.web.RequestHandler):
         if expected is not None:
             status = expected[0]
             message = exc.message if isinstance(exc, ConsoleError) else (str(exc) or expected[1])
+            body = error_json(status, expected[1], message)
+            if isinstance(exc, ConsoleError) and exc.code:
+                body["error_code"] = exc.code
             self.set_status(status)
-            self.finish(codec.dumps(error_json(status, expected[1], message)))
+            self.finish(codec.dumps(body))
             return
         self.finish(codec.dumps(error_json(status_code, "internal" if status_code >= 500 else "http_error",
                                            httputil.responses.get(status_code, "error"))))
@@ -453,26 +497,111 @@ class ShadowHandler(_ApiHandler):
 
 
 class TraceHandler(_ApiHandler):
-    """``GET /console/api/trace?device_id=&direction=&after=&limit=``: trace entries after a cursor.
+    """``GET /console/api/trace?device_id=&direction=&kind=&q=&after=&limit=``: trace entries after a cursor.
 
     Answers ``{"entries": [...oldest first], "cursor": c, "truncated": bool}``; the page passes ``cursor``
     back as ``after`` to get only newer entries. At most ``limit`` (the newest) entries are returned.
+    ``device_id``, ``direction`` and ``kind`` are exact matches; ``q`` is a case-insensitive text searched in the
+    device id, kind, topic and the (masked) payload of the newest :data:`SEARCH_SCAN` entries.
     """
 
     async def get(self) -> None:
-        device_id = self.get_query_argument("device_id", None) or None
-        direction = self.get_query_argument("direction", None) or None
-        if direction not in (None, "up", "down"):
-            raise ConsoleError(400, "bad_request", "direction must be up or down")
+        filters = _trace_filters(self)
         cursor = _count_arg(self.get_query_argument("after", None), "after", 0)
         limit = max(1, min(_count_arg(self.get_query_argument("limit", None), "limit", TRACE_LIMIT), TRACE_LIMIT))
-        # the newest limit+1 entries after the cursor: one more than shown tells the page it missed some
-        entries = await self.blocking(self.emulator.core.trace, device_id, direction, None, since_id=cursor,
-                                      limit=limit + 1, newest=True)
-        truncated = len(entries) > limit
-        entries = entries[-limit:]
-        self.send_json({"entries": [trace_entry_json(e) for e in entries],
-                        "cursor": entries[-1].id if entries else cursor, "truncated": truncated})
+        entries, cursor, truncated = await self.blocking(filtered_trace, self.emulator.core, after=cursor,
+                                                         limit=limit, **filters)
+        self.send_json({"entries": entries, "cursor": cursor, "truncated": truncated})
+
+
+class TraceExportHandler(_ApiHandler):
+    """``GET /console/api/trace/export?format=json|csv`` plus the filters of :class:`TraceHandler`: a download.
+
+    Holds the newest :data:`EXPORT_LIMIT` matching entries, oldest first, masked as the page shows them. JSON:
+    ``{"exported_at", "filters", "truncated", "entries": [...]}``; CSV: one row per entry with the columns of
+    :data:`CSV_COLUMNS` (cells a spreadsheet would run as a formula get a leading ``'``).
+    """
+
+    async def get(self) -> None:
+        fmt = self.get_query_argument("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ConsoleError(400, "bad_request", "format must be json or csv")
+        filters = _trace_filters(self)
+        entries, _, truncated = await self.blocking(filtered_trace, self.emulator.core, after=0,
+                                                    limit=EXPORT_LIMIT, **filters)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.set_header("Content-Disposition", f'attachment; filename="iotda-trace-{stamp}.{fmt}"')
+        if fmt == "json":
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(codec.dumps({"exported_at": _iso_utc(time.time()), "truncated": truncated,
+                                     "filters": {k: v for k, v in filters.items() if v is not None},
+                                     "entries": entries}))
+            return
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.finish(trace_csv(entries))
+
+
+#: Columns of a CSV export, in order.
+CSV_COLUMNS = ("seq", "time_iso", "device_id", "direction", "kind", "topic", "encoding", "payload")
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # a cell starting like a formula would be evaluated by a spreadsheet: device payloads are untrusted
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def trace_csv(entries: List[dict]) -> str:
+    """``entries`` (as :func:`trace_entry_json` makes them) as CSV text with a header row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow([_csv_cell(entry.get(col)) for col in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _trace_filters(handler: tornado.web.RequestHandler) -> Dict[str, Optional[str]]:
+    """The trace filters of a request's query (``device_id``, ``direction``, ``kind``, ``text``); 400 when bad."""
+    device_id = handler.get_query_argument("device_id", None) or None
+    direction = handler.get_query_argument("direction", None) or None
+    if direction not in (None, "up", "down"):
+        raise ConsoleError(400, "bad_request", "direction must be up or down")
+    kind = handler.get_query_argument("kind", None) or None
+    if kind is not None and len(kind) > 64:
+        raise ConsoleError(400, "bad_request", "kind has at most 64 characters")
+    text = (handler.get_query_argument("q", None) or "").strip() or None
+    if text is not None and len(text) > 256:
+        raise ConsoleError(400, "bad_request", "q has at most 256 characters")
+    return {"device_id": device_id, "direction": direction, "kind": kind, "text": text}
+
+
+def _matches(entry: dict, needle: str) -> bool:
+    return any(needle in str(entry.get(key) or "").lower() for key in ("payload", "topic", "device_id", "kind"))
+
+
+def filtered_trace(core: Any, *, device_id: Optional[str] = None, direction: Optional[str] = None,
+                   kind: Optional[str] = None, text: Optional[str] = None, after: int = 0,
+                   limit: int = TRACE_LIMIT) -> Tuple[List[dict], int, bool]:
+    """``(entries, cursor, truncated)``: the newest ``limit`` trace entries after row ``after`` that match.
+
+    Device, direction and kind are filtered in SQL (:meth:`PlatformCore.trace`); ``text`` is searched in the
+    masked JSON view of the newest :data:`SEARCH_SCAN` of those (so a search never finds a masked secret).
+    ``cursor`` is the newest row looked at; ``truncated`` tells that older matching entries were left out.
+    """
+    scan = max(SEARCH_SCAN, limit) if text else limit
+    # one row more than looked at tells whether older matching rows were left out
+    rows = core.trace(device_id, direction, kind, since_id=after, limit=scan + 1, newest=True)
+    cursor = rows[-1].id if rows else after
+    if text:
+        skipped = len(rows) > scan
+        needle = text.lower()
+        entries = [e for e in (trace_entry_json(r) for r in rows[-scan:]) if _matches(e, needle)]
+        truncated = skipped or len(entries) > limit
+    else:
+        truncated = len(rows) > limit
+        entries = [trace_entry_json(r) for r in rows[-limit:]]
+    return entries[-limit:], cursor, truncated
 
 
 def _count_arg(raw: Optional[str], name: str, default: int) -> int:
@@ -518,6 +647,13 @@ class OtaHandler(_ApiHandler):
                         "packages": packages if isinstance(packages, list) else []})
 
 
+class MetaHandler(_ApiHandler):
+    """``GET /console/api/meta``: what the page needs once: whether it runs behind a login, the trace kinds."""
+
+    def get(self) -> None:
+        self.send_json({"login_required": bool(_app_keys(self.emulator)), "trace_kinds": list(TRACE_KINDS)})
+
+
 class LoginHandler(_ApiHandler):
     """``POST /console/api/login`` ``{access_key, secret_key}``: opens a session (when app keys are set).
 
@@ -540,7 +676,7 @@ class LoginHandler(_ApiHandler):
                 not hmac.compare_digest(_digest(expected), _digest(secret_key)):
             logger.info("console: login refused")
             raise ConsoleError(401, "unauthorized", "wrong access key or secret key")
-        token = self.sessions.open(access_key, secret_key)
+        token = self.sessions.open(str(access_key), secret_key)   # a str: it named a configured key
         self.set_cookie(SESSION_COOKIE, token, path="/console", httponly=True, samesite="Strict",
                         secure=self.request.protocol == "https")
         self.send_json({"login_required": True})
@@ -621,21 +757,24 @@ def console_routes(emulator: Any, executor: Any = None) -> List[tuple]:
     kw = {"emulator": emulator, "executor": executor, "sessions": sessions}
     page_kw = {"emulator": emulator, "sessions": sessions}
     dev = r"/console/api/devices/([A-Za-z0-9_\-]{1,128})"
+    from iotda_emulator.http.console_manage import manage_routes   # it imports this module
+    from iotda_emulator.http.console_platform import platform_routes   # so does this one
     return [
         (r"/console/?", PageHandler, page_kw),
         (r"/console/login/?", LoginPageHandler, page_kw),
         (r"/console/api/login/?", LoginHandler, kw),
         (r"/console/api/logout/?", LogoutHandler, kw),
+        (r"/console/api/meta/?", MetaHandler, kw),
         (r"/console/static/(.*)", _StaticHandler, {"path": WEB_DIR}),
-        (r"/console/api/devices/?", DevicesHandler, kw),
-        (dev + r"/?", DeviceHandler, kw),
+    ] + manage_routes(kw, dev) + [   # devices (list, create, delete, freeze...), charts, products, OTA, bootstrap
         (dev + r"/commands/?", CommandHandler, kw),
         (dev + r"/messages/?", MessageHandler, kw),
         (dev + r"/properties/?", PropertiesHandler, kw),
         (dev + r"/shadow/?", ShadowHandler, kw),
         (r"/console/api/trace/?", TraceHandler, kw),
+        (r"/console/api/trace/export/?", TraceExportHandler, kw),
         (r"/console/api/ota/?", OtaHandler, kw),
-    ]
+    ] + platform_routes(kw, dev)   # remote configuration, broadcast, tunnels, async commands, groups and tags
 
 
 __all__ = ["console_routes", "trace_entry_json", "ConsoleError", "WEB_DIR"]

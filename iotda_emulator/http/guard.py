@@ -10,7 +10,8 @@
 * ``403`` to an ``Origin`` other than the request's own (``null`` included: sandboxed frames send it);
 * ``415`` to a POST body on the API (``/v5/``, ``/console``, ``/emulator/``) without a content type or
   with one a browser form or a "simple" cross-site fetch may send (``text/plain``,
-  ``application/x-www-form-urlencoded``, ``multipart/form-data``). Any other type, and any PUT, PATCH or
+  ``application/x-www-form-urlencoded``, ``multipart/form-data`` - unless it carries an ``Authorization``
+  header, as the SDK's signed file uploads do). Any other type, and any PUT, PATCH or
   DELETE, needs a CORS pre-flight, which this server never grants, so a foreign page cannot send it (the
   JSON handlers also require ``application/json`` themselves);
 * ``413`` to a body over the route's limit (:data:`DEFAULT_BODY_LIMIT`, or what a streaming handler sets
@@ -192,7 +193,10 @@ class _GuardedRequest(httputil.HTTPMessageDelegate):
         path = start_line.path.split("?", 1)[0]
         if start_line.method.upper() in _SIMPLE_METHODS and path.startswith(_API_PREFIXES) and _has_body(headers):
             media = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-            if not media or media in _SIMPLE_TYPES:
+            # a file upload (UploadBatchTaskFile) is multipart; signed, it carries an Authorization header,
+            # which no page can add cross-site without the pre-flight this server never grants
+            signed_upload = media == "multipart/form-data" and bool(headers.get("Authorization"))
+            if (not media or media in _SIMPLE_TYPES) and not signed_upload:
                 return (415, "Unsupported Media Type", BAD_INPUT,
                         "Invalid input data. Send the body as application/json "
                         "(text/plain and form content types are refused).")

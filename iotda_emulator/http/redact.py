@@ -24,13 +24,16 @@ MASK = "***"
 # tunnel_access_token...). A bare "token" is left alone: applications use it for ordinary data.
 _SECRET_KEY = re.compile(r"secret|passw|access_?token|refresh_?token|signature|credential|private_?key",
                          re.IGNORECASE)
-_URL_QUERY = re.compile(r"(https?://[^\s\"'?#]*)\?[^\s\"'#]*", re.IGNORECASE)
+# The query is optional in the pattern so that a URL without one is consumed and skipped, never retried from
+# every later "http" inside it: with a mandatory "?" a device's "http://ahttp://a..." payload made the scan
+# quadratic (128 KB took 12 s, the GIL held) whenever the console served the trace.
+_URL_QUERY = re.compile(r"(https?://[^\s\"'?#]*)(\?[^\s\"'#]*)?", re.IGNORECASE)
 # "key": "value" pairs in text that is not valid JSON (a truncated or hand-written payload)
 _TEXT_PAIR = re.compile(r'("(?P<key>[^"\\]{1,64})"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 def _mask_urls(text: str) -> str:
-    return _URL_QUERY.sub(lambda m: f"{m.group(1)}?{MASK}", text)
+    return _URL_QUERY.sub(lambda m: f"{m.group(1)}?{MASK}" if m.group(2) is not None else m.group(0), text)
 
 
 def redact_value(value: Any) -> Any:

@@ -14,19 +14,21 @@ on the HTTP server's thread pool, never on the IOLoop thread.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as _dt
 import binascii
 import functools
 import json
 import logging
 import re
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from iotda_emulator.protocol import codec
+from iotda_emulator.protocol import codec, topics
 from iotda_emulator import errors
 from iotda_emulator.core import check_device_secret
 from iotda_emulator.http import auth, validate
@@ -38,7 +40,7 @@ DEVICE = PREFIX + r"/devices/(?P<device_id>[^/]+)"
 
 #: Largest request body accepted (IoTDA's HTTP limit; commands and messages are bounded at 256 KB).
 MAX_BODY = 1024 * 1024
-#: Largest command / message payload (iotda-protocol.md §1.5).
+#: Largest command / message payload (doc/protocol.md §1.5).
 MAX_DOWNLINK = 256 * 1024
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_\-]{1,128}")
@@ -83,6 +85,9 @@ def product_not_found(product_id: str) -> ApiError:
 def product_exists(product_id: str) -> ApiError:
     return ApiError(409, "IOTDA.013001", f"The product already exists. product_id={product_id}")
 
+
+#: APIG's answer for a (method, path) no API serves.
+API_NOT_FOUND = ("APIGW.0101", "The API does not exist or has not been published in the environment.")
 
 TIMEOUT_CODE = "IOTDA.014111"
 TIMEOUT_MSG = ("Command request timed out. Check whether the device returns a response within the "
@@ -139,6 +144,10 @@ class BaseApiHandler(tornado.web.RequestHandler):
             err = exc_info[1]
             self._send_error(err.status, err.code, err.message)
             return
+        if status_code == 405:
+            # APIG routes on (method, path): a method nobody serves is the same "no such API" as a path
+            self._send_error(404, *API_NOT_FOUND)
+            return
         code = "IOTDA.000001" if status_code >= 500 else "IOTDA.000006"
         self._send_error(status_code, code, self._reason or "error")
 
@@ -182,21 +191,55 @@ class BaseApiHandler(tornado.web.RequestHandler):
         """Run a (possibly blocking) emulator call on the server's worker pool."""
         return await IOLoop.current().run_in_executor(self.server.executor, functools.partial(fn, *args, **kwargs))
 
-    async def platform_request(self, id_key: str, fn: Callable, device_id: str, *args: Any) -> None:
-        """Run a blocking platform request (command, property set or get) under a fresh IoTDA request id and
-        reply ``{id_key: id, "response": ...}``, or the IoTDA timeout body when the device did not answer.
+    async def platform_request(self, id_key: str, kind: str, device_id: str,
+                               optional: Optional[Dict[str, Any]] = None, **fields: Any) -> None:
+        """Send a platform request (command, property set or get) under a fresh IoTDA request id and reply
+        ``{id_key: id, "response": ...}``, or the IoTDA timeout body when the device did not answer in time.
 
-        The same id is in the device's topic, so the application can correlate both sides.
+        The same id is in the device's topic, so the application can correlate both sides. Only sending runs
+        on the worker pool; the wait for the device is awaited, so requests waiting on silent devices hold no
+        thread and never stall the rest of the API.
         """
         request_id = str(uuid.uuid4())
+        core = self.emulator.core
         try:
-            response = await self.call(fn, device_id, *args, request_id=request_id)
-        except errors.CommandTimeout:
-            self.reply({id_key: request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
-            return
+            answer = await self.call(core.begin_request, kind, device_id, request_id, optional, **fields)
         except (errors.DeviceNotFound, errors.DeviceOffline, ValueError, TypeError) as exc:
             raise _emulator_error(exc, device_id) from None
-        self.reply({id_key: request_id, "response": response})
+        try:
+            response = await asyncio.wait_for(asyncio.wrap_future(answer), core.command_timeout)
+        except asyncio.TimeoutError:
+            response = None
+        finally:
+            core.end_request(request_id)   # before answering: the id is free once the application has the reply
+        if response is None:
+            self.reply({id_key: request_id, "error_code": TIMEOUT_CODE, "error_msg": TIMEOUT_MSG})
+        else:
+            self.reply({id_key: request_id, "response": core.answer_of(kind, response)})
+
+    def command_body(self) -> Tuple[Optional[str], Optional[str], dict]:
+        """``(service_id, command_name, paras)`` of a command request body (sync or async); 400 when invalid."""
+        body = self.json_body()
+        service_id = _opt_str(body, "service_id", max_len=64)
+        command_name = _opt_str(body, "command_name", max_len=128)
+        paras = body.get("paras")
+        if not isinstance(paras, dict):
+            raise bad_request("'paras' is mandatory and must be an object.")
+        if len(self.request.body) > MAX_DOWNLINK:
+            raise bad_request("The command exceeds 256 KB.")
+        return service_id, command_name, paras
+
+    def marker_page(self, items: List[dict], default_limit: int = 10) -> Tuple[List[dict], Optional[str]]:
+        """IoTDA paging of ``items`` (newest first, each with a ``marker`` that grows with age): only items older
+        than the ``marker`` argument, then ``offset`` (0-500) and ``limit`` (1-50). Returns the page and the
+        marker of its last item (None for an empty page)."""
+        limit = self.int_arg("limit", default_limit, 1, 50)
+        offset = self.int_arg("offset", 0, 0, 500)
+        marker = self.get_query_argument("marker", None)
+        if marker:
+            items = [i for i in items if i["marker"] < marker]
+        page = items[offset:offset + limit]
+        return page, (page[-1]["marker"] if page else None)
 
     def int_arg(self, name: str, default: int, low: int, high: int) -> int:
         """Integer query argument ``name`` within ``low..high`` (``default`` when absent); 400 otherwise."""
@@ -294,14 +337,15 @@ def _device_view(record: dict, online: bool, *, full: bool, versions: Optional[d
         "product_id": record.get("product_id"),
         "product_name": record.get("product_name") or record.get("product_id"),
         "status": status,
-        "tags": [],
+        "tags": record.get("tags") or [],   # filled in by the handlers that show tags
     }
     if full:
         auth_type = record.get("auth_type") or ("CERTIFICATES" if record.get("fingerprint") and not record.get("secret")
                                                 else "SECRET")
         view.update({
             "auth_info": {"auth_type": auth_type, "secret": record.get("secret"),
-                          "fingerprint": record.get("fingerprint"), "secure_access": False, "timeout": 0},
+                          "fingerprint": record.get("fingerprint"),
+                          "secure_access": record.get("secure_access", True), "timeout": 0},
             "create_time": _event_time(record.get("created")),
             "connection_status_update_time": _event_time(record.get("status_time")),
             "active_time": _event_time(record.get("active_time")),
@@ -344,6 +388,40 @@ def _tell_gateway(emulator: Any, gateway_id: str) -> None:
         log.exception("sub-device change of gateway %s not recorded", gateway_id)
 
 
+def _extension_info(body: dict) -> Optional[dict]:
+    """``extension_info``: an object of at most 1 KB as JSON, or None."""
+    info = body.get("extension_info")
+    if info is None:
+        return None
+    if not isinstance(info, dict) or len(json.dumps(info)) > 1024:
+        raise bad_request("'extension_info' must be an object of at most 1 KB.")
+    return info
+
+
+def _secure_access(auth_info: dict) -> Optional[bool]:
+    """``auth_info.secure_access`` (None when absent: IoTDA's default is true)."""
+    value = auth_info.get("secure_access")
+    if value is not None and not isinstance(value, bool):
+        raise bad_request("'auth_info.secure_access' must be a boolean.")
+    return value
+
+
+def _time_arg(handler: "BaseApiHandler", name: str) -> Optional[float]:
+    """A query time in IoTDA's ``yyyyMMdd'T'HHmmss'Z'`` form (UTC) as epoch seconds; 400 when malformed."""
+    raw = handler.get_query_argument(name, None)
+    if not raw:
+        return None
+    try:
+        return stamp_seconds(raw)
+    except ValueError:
+        raise bad_request(f"'{name}' must be a UTC time as yyyyMMdd'T'HHmmss'Z'.") from None
+
+
+def stamp_seconds(stamp: str) -> float:
+    """Epoch seconds of an IoTDA ``yyyyMMdd'T'HHmmss'Z'`` UTC time; ValueError when malformed."""
+    return _dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+
+
 # ---- devices --------------------------------------------------------------------------------------
 
 class DevicesHandler(BaseApiHandler):
@@ -371,6 +449,9 @@ class DevicesHandler(BaseApiHandler):
         fingerprint = _opt_str(auth_info, "fingerprint", max_len=64)
         if fingerprint is not None and not re.match(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$", fingerprint):
             raise bad_request("'auth_info.fingerprint' is 40 or 64 hex digits.")
+        description = _opt_str(body, "description", max_len=2048)
+        extension_info = _extension_info(body)
+        secure_access = _secure_access(auth_info)
         shadow = body.get("shadow") or []
         if not isinstance(shadow, list) or not all(
                 isinstance(s, dict) and isinstance(s.get("service_id"), str) and isinstance(s.get("desired"), dict)
@@ -385,7 +466,8 @@ class DevicesHandler(BaseApiHandler):
             raise bad_request(f"The gateway {gateway_id} does not exist.")
         kwargs: Dict[str, Any] = {"product_id": product_id, "node_id": node_id, "name": name,
                                   "gateway_id": gateway_id if gateway_id != effective_id else None,
-                                  "fingerprint": fingerprint, "auth_type": auth_type}
+                                  "fingerprint": fingerprint, "auth_type": auth_type, "description": description,
+                                  "extension_info": extension_info, "secure_access": secure_access}
         try:
             record = await self.call(self.emulator.create_device, effective_id, secret, **kwargs)
         except errors.EmulatorError as exc:
@@ -410,7 +492,9 @@ class DevicesHandler(BaseApiHandler):
         marker = self.get_query_argument("marker", None)
         filters = {k: self.get_query_argument(k, None) for k in ("product_id", "gateway_id", "node_id",
                                                                   "device_name")}
-        records = await self.call(self.emulator.list_devices)
+        start, end = _time_arg(self, "start_time"), _time_arg(self, "end_time")
+        # IoTDA lists newest first
+        records = list(reversed(await self.call(self.emulator.list_devices)))
 
         def keep(r: dict) -> bool:
             if filters["product_id"] and r.get("product_id") != filters["product_id"]:
@@ -421,7 +505,8 @@ class DevicesHandler(BaseApiHandler):
                 return False
             if filters["device_name"] and (r.get("name") or r.get("node_id")) != filters["device_name"]:
                 return False
-            return True
+            created = r.get("created") or 0.0
+            return (start is None or created >= start) and (end is None or created <= end)
 
         records = [r for r in records if keep(r)]
         count = len(records)
@@ -430,6 +515,7 @@ class DevicesHandler(BaseApiHandler):
             if marker in ids:
                 records = records[ids.index(marker) + 1:]
         page = records[offset:offset + limit]
+        page = [dict(r, tags=await self.call(self.emulator.core.groups.tags_of, r["device_id"])) for r in page]
         online = await self.call(lambda: {r["device_id"]: self.emulator.is_online(r["device_id"]) for r in page})
         versions = await self.call(lambda: {r["device_id"]: reported_versions(self.emulator, r["device_id"])
                                             for r in page})
@@ -441,11 +527,42 @@ class DevicesHandler(BaseApiHandler):
 
 
 class DeviceHandler(BaseApiHandler):
-    """``GET`` (ShowDevice) and ``DELETE`` (DeleteDevice) ``/v5/iot/{project_id}/devices/{device_id}``."""
+    """``GET`` (ShowDevice), ``PUT`` (UpdateDevice) and ``DELETE`` (DeleteDevice)
+    ``/v5/iot/{project_id}/devices/{device_id}``."""
+
+    @api
+    async def put(self, project_id: str, device_id: str) -> None:
+        body = self.json_body()
+        fields: Dict[str, Any] = {}
+        name = _opt_str(body, "device_name", max_len=256)
+        if name is not None:
+            fields["name"] = name
+        if "description" in body:
+            fields["description"] = _opt_str(body, "description", max_len=2048)
+        if "extension_info" in body:
+            fields["extension_info"] = _extension_info(body)
+        auth_info = body.get("auth_info")
+        if auth_info is not None:
+            if not isinstance(auth_info, dict):
+                raise bad_request("'auth_info' must be an object.")
+            if auth_info.get("secure_access") is not None:
+                fields["secure_access"] = _secure_access(auth_info)
+        await self.require_device(device_id)
+        try:
+            record = await self.call(self.emulator.update_device, device_id, **fields)
+        except (errors.DeviceNotFound, ValueError, TypeError) as exc:
+            raise _emulator_error(exc, device_id) from None
+        record["tags"] = await self.call(self.emulator.core.groups.tags_of, device_id)
+        online = await self.call(self.emulator.is_online, device_id)
+        versions = await self.call(reported_versions, self.emulator, device_id)
+        view = _device_view(record, online, full=True, versions=versions)
+        view["auth_info"].pop("secret", None)   # UpdateDevice answers auth_info without the secret
+        self.reply(view)
 
     @api
     async def get(self, project_id: str, device_id: str) -> None:
         record = await self.require_device(device_id)
+        record["tags"] = await self.call(self.emulator.core.groups.tags_of, device_id)
         online = await self.call(self.emulator.is_online, device_id)
         versions = await self.call(reported_versions, self.emulator, device_id)
         self.reply(_device_view(record, online, full=True, versions=versions))
@@ -514,17 +631,10 @@ class CommandsHandler(BaseApiHandler):
 
     @api
     async def post(self, project_id: str, device_id: str) -> None:
-        body = self.json_body()
-        service_id = _opt_str(body, "service_id", max_len=64)
-        command_name = _opt_str(body, "command_name", max_len=128)
-        paras = body.get("paras")
-        if not isinstance(paras, dict):
-            raise bad_request("'paras' is mandatory and must be an object.")
-        if len(self.request.body) > MAX_DOWNLINK:
-            raise bad_request("The command exceeds 256 KB.")
+        service_id, command_name, paras = self.command_body()
         await self.require_device(device_id)
-        await self.platform_request("command_id", self.emulator.send_command, device_id, service_id, command_name,
-                                    paras)
+        await self.platform_request("command_id", topics.COMMAND, device_id,
+                                    {"service_id": service_id, "command_name": command_name}, paras=paras)
 
 
 class PropertiesHandler(BaseApiHandler):
@@ -541,7 +651,7 @@ class PropertiesHandler(BaseApiHandler):
         if len(self.request.body) > 64 * 1024:
             raise bad_request("The properties exceed 64 KB.")
         await self.require_device(device_id)
-        await self.platform_request("request_id", self.emulator.set_properties, device_id, services)
+        await self.platform_request("request_id", topics.PROPERTIES_SET, device_id, services=services)
 
     @api
     async def get(self, project_id: str, device_id: str) -> None:
@@ -549,11 +659,17 @@ class PropertiesHandler(BaseApiHandler):
         if service_id is not None and len(service_id) > 64:
             raise bad_request("'service_id' has at most 64 characters.")
         await self.require_device(device_id)
-        await self.platform_request("request_id", self.emulator.get_properties, device_id, service_id)
+        await self.platform_request("request_id", topics.PROPERTIES_GET, device_id, {"service_id": service_id})
 
 
 class MessagesHandler(BaseApiHandler):
-    """``POST /v5/iot/{project_id}/devices/{device_id}/messages`` (CreateMessage, asynchronous)."""
+    """``POST`` (CreateMessage, asynchronous) and ``GET`` (ListDeviceMessages) ``.../devices/{id}/messages``."""
+
+    @api
+    async def get(self, project_id: str, device_id: str) -> None:
+        await self.require_device(device_id)
+        messages = await self.call(self.emulator.core.messages.list, device_id)
+        self.reply({"device_id": device_id, "messages": messages})
 
     @api
     async def post(self, project_id: str, device_id: str) -> None:
@@ -602,9 +718,11 @@ class MessagesHandler(BaseApiHandler):
         if props is not None and not isinstance(props, dict):
             raise bad_request("'properties' must be an object.")
         await self.require_device(device_id)
+        details = {"name": name, "message": message, "encoding": encoding, "payload_format": payload_format,
+                   "topic": topic_full_name or topic, "properties": props}
         kwargs: Dict[str, Any] = {"topic": topic, "topic_full_name": topic_full_name, "qos": qos, "name": name,
                                   "message_id": message_id, "standard": payload_format == "standard",
-                                  "ttl_minutes": 1440 if ttl is None else ttl}
+                                  "ttl_minutes": 1440 if ttl is None else ttl, "details": details}
         now = codec.event_time()
         try:
             # the status says what happened to this message: published to a connected device, or cached
@@ -616,10 +734,45 @@ class MessagesHandler(BaseApiHandler):
                                "finished_time": None if status == "PENDING" else codec.event_time()}}, 201)
 
 
+class MessageHandler(BaseApiHandler):
+    """``GET`` (ShowDeviceMessage) and ``DELETE`` (DeleteDeviceMessage) ``.../devices/{id}/messages/{message_id}``.
+
+    Deleting a cached (PENDING) message also keeps it from being delivered (see :mod:`iotda_emulator.message_log`).
+    """
+
+    async def _require_message(self, device_id: str, message_id: str) -> dict:
+        await self.require_device(device_id)
+        found = await self.call(self.emulator.core.messages.get, device_id, message_id)
+        if found is None:
+            raise ApiError(404, "IOTDA.000006", f"Invalid input data. The message does not exist. "
+                                                f"message_id={message_id}")
+        return found
+
+    @api
+    async def get(self, project_id: str, device_id: str, message_id: str) -> None:
+        self.reply(await self._require_message(device_id, message_id))
+
+    @api
+    async def delete(self, project_id: str, device_id: str, message_id: str) -> None:
+        await self._require_message(device_id, message_id)
+        await self.call(self.emulator.core.messages.delete, device_id, message_id)
+        self.reply(None, 204)
+
+
 # ---- shadow ---------------------------------------------------------------------------------------
 
 class ShadowHandler(BaseApiHandler):
-    """``GET`` (ShowDeviceShadow) and ``PUT`` (UpdateDeviceShadowDesiredData) ``.../devices/{id}/shadow``."""
+    """``GET`` (ShowDeviceShadow), ``PUT`` (UpdateDeviceShadowDesiredData) and ``DELETE``
+    (DeleteDeviceShadow) ``.../devices/{id}/shadow``."""
+
+    @api
+    async def delete(self, project_id: str, device_id: str) -> None:
+        await self.require_device(device_id)
+        try:
+            await self.call(self.emulator.delete_shadow, device_id)
+        except errors.DeviceNotFound:
+            raise device_not_found(device_id) from None
+        self.reply(None, 204)
 
     @api
     async def get(self, project_id: str, device_id: str) -> None:
@@ -645,8 +798,12 @@ class ShadowHandler(BaseApiHandler):
                 raise bad_request("'version' must be an integer.")
         await self.require_device(device_id)
         for entry in shadow:
+            # IoTDA: a version, when given, must be the current one; desired {} clears the section
             try:
-                await self.call(self.emulator.set_desired, device_id, entry["service_id"], entry["desired"])
+                await self.call(self.emulator.set_desired, device_id, entry["service_id"], entry["desired"],
+                                entry.get("version"))
+            except errors.ShadowVersionConflict as exc:
+                raise bad_request(f"{exc}.") from None
             except (errors.DeviceNotFound, ValueError, TypeError) as exc:
                 raise _emulator_error(exc, device_id) from None
         entries = await self.call(self.emulator.shadow, device_id)
@@ -658,12 +815,17 @@ class NotFoundHandler(BaseApiHandler):
 
     def prepare(self) -> None:
         self.set_header("X-Request-Id", self.request_id)
-        self._send_error(404, "APIGW.0101", "The API does not exist or has not been published in the environment.")
+        self._send_error(404, *API_NOT_FOUND)
 
 
 def routes(server: Any) -> List[tuple]:
     """The REST routes, each handler initialised with the owning :class:`HttpServer`."""
-    from iotda_emulator.http import rest_bootstrap, rest_products, rest_services   # they import this module
+    from iotda_emulator.http import (rest_async_commands, rest_bootstrap, rest_device_state,  # they import us
+                                     rest_devices, rest_groups, rest_products, rest_services)
+    from iotda_emulator.http import rest_broadcast, rest_device_config  # noqa: I001 - separate line: one owner
+    from iotda_emulator.http import rest_tunnels  # noqa: I001 - separate line: one owner
+    from iotda_emulator.http import rest_batch, rest_certificates  # noqa: I001 - separate line: one owner
+    from iotda_emulator.http import rest_bridges, rest_policies  # noqa: I001 - separate line: one owner
 
     kw = {"server": server}
     return [
@@ -673,7 +835,19 @@ def routes(server: Any) -> List[tuple]:
         (DEVICE + r"/commands/?", CommandsHandler, kw),
         (DEVICE + r"/properties/?", PropertiesHandler, kw),
         (DEVICE + r"/messages/?", MessagesHandler, kw),
+        (DEVICE + r"/messages/(?P<message_id>[^/]+)/?", MessageHandler, kw),
         (DEVICE + r"/shadow/?", ShadowHandler, kw),
     ] + (rest_services.routes(server)      # OTA packages, batch tasks, device-side rules, device logs
          + rest_products.routes(server)      # products and their custom topics
-         + rest_bootstrap.routes(server))    # IoTDP: registration groups, provisioning strategies
+         + rest_bootstrap.routes(server)     # IoTDP: registration groups, provisioning strategies
+         + rest_device_state.routes(server)  # FreezeDevice, UnfreezeDevice
+         + rest_devices.routes(server)       # ChangeGateway, SearchDevices
+         + rest_async_commands.routes(server)  # asynchronous commands
+         + rest_groups.routes(server)           # device groups, tags
+         + rest_broadcast.routes(server)        # BroadcastMessage
+         + rest_device_config.routes(server)    # remote-configuration tasks (emulator-only paths)
+         + rest_tunnels.routes(server)          # device tunnels (remote login) and their WebSocket relay
+         + rest_certificates.routes(server)     # device CA certificates, ResetFingerprint
+         + rest_batch.routes(server)            # batch task stop/retry/confirm and files, OTA modules
+         + rest_policies.routes(server)         # device (topic) policies
+         + rest_bridges.routes(server))         # bridges (management only)

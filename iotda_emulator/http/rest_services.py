@@ -10,7 +10,9 @@ IoTDA paths and JSON (as in the official ``huaweicloudsdkiotda`` client, so it w
   (CreateBatchTask, ListBatchTasks, ShowBatchTask, DeleteBatchTask) for ``task_type`` ``firmwareUpgrade`` /
   ``softwareUpgrade`` (``firmware_upgrade``/``software_upgrade`` accepted too), ``targets`` = device ids,
   ``document`` = ``{"package_id": id}`` or ``{"package_ids": [id]}``. One ``$ota`` task per target; the
-  per-device status/progress in ShowBatchTask is read from that task (Waitting, Processing, Success, Fail).
+  per-device status/progress in ShowBatchTask is read from that task (Waitting, Processing, Success, Fail,
+  Stopped); ``need_confirm`` holds them until ConfirmBatchTask. Stop/retry/confirm, the device task types
+  (freeze/unfreeze/delete/create devices), task files and OTA modules are in :mod:`iotda_emulator.http.rest_batch`.
 * Device-side rules — ``POST/GET /v5/iot/{project_id}/rules``, ``GET/PUT/DELETE .../rules/{rule_id}``,
   ``PUT .../rules/{rule_id}/status`` (CreateRule, ListRules, ShowRule, UpdateRule, DeleteRule,
   ChangeRuleStatus) for ``rule_type`` ``DEVICE_SIDE``: the IoTDA rule JSON is translated into the
@@ -109,6 +111,8 @@ class ServicesState:
         self.lock = threading.Lock()
         self.package_meta: Dict[str, dict] = {}
         self.batches: "OrderedDict[str, dict]" = OrderedDict()
+        self.task_files: "OrderedDict[str, dict]" = OrderedDict()   # batch task files (rest_batch)
+        self.modules: "OrderedDict[str, dict]" = OrderedDict()      # OTA modules (rest_batch)
         self._rules_ready = False
 
     def service(self, service_id: str) -> Any:
@@ -146,6 +150,14 @@ class ServicesState:
 
     def delete_rule_row(self, rule_id: str) -> None:
         self.db().execute("DELETE FROM rest_rules WHERE rule_id=?", (rule_id,))
+
+
+def shared_state(server: Any) -> ServicesState:
+    """The one :class:`ServicesState` of an HTTP server (every module's routes share it)."""
+    state = getattr(server, "_services_state", None)
+    if state is None:
+        state = server._services_state = ServicesState(server.emulator)
+    return state
 
 
 class ServiceHandler(BaseApiHandler):
@@ -200,7 +212,7 @@ def _package_meta_from(body: dict) -> dict:
 
 
 def _package_kind(package_type: Optional[str]) -> str:
-    if package_type not in _PACKAGE_TYPES:
+    if not isinstance(package_type, str) or package_type not in _PACKAGE_TYPES:   # a list/object: unhashable
         raise bad_request("'package_type' must be firmwarePackage or softwarePackage "
                           "(modulePackage is not emulated).")
     return _PACKAGE_TYPES[package_type]
@@ -312,11 +324,13 @@ class EmulatorPackageUploadHandler(ServiceHandler):
 # ==== batch (upgrade) tasks ================================================================================
 
 _SUB_STATUS = {"pending": "Waitting", "querying": "Processing", "upgrading": "Processing",
-               "success": "Success", "no_need": "Success", "failed": "Fail"}
+               "success": "Success", "no_need": "Success", "failed": "Fail", "stopped": "Stopped"}
 
 
 def _sub_details(batch: dict, ota: Any) -> List[dict]:
-    """One TaskDetail per target, from the ``$ota`` task records."""
+    """One TaskDetail per target, from the ``$ota`` task records (device batches keep their own results)."""
+    if batch.get("results") is not None:     # freeze/unfreeze/delete/create devices: done at creation
+        return [dict(d) for d in batch["results"]]
     details = []
     for target in batch["targets"]:
         error = batch["errors"].get(target)
@@ -324,7 +338,12 @@ def _sub_details(batch: dict, ota: Any) -> List[dict]:
             details.append({"target": target, "status": "Fail", "output": None,
                             "error": {"error_code": error[0], "error_msg": error[1]}})
             continue
-        task = ota.task(batch["subtasks"][target]) or {}
+        task_id = batch["subtasks"].get(target)
+        if task_id is None:   # need_confirm: waiting for ConfirmBatchTask (or stopped before it)
+            status = "Stopped" if target in batch.get("stopped", ()) else "Waitting"
+            details.append({"target": target, "status": status, "output": None, "error": None})
+            continue
+        task = ota.task(task_id) or {}
         status = _SUB_STATUS.get(task.get("status"), "Processing")
         last = task["progress"][-1] if task.get("progress") else {}
         result = task.get("result") or {}
@@ -344,21 +363,42 @@ def _batch_view(batch: dict, details: List[dict]) -> dict:
               "fail_wait_retry": 0, "stopped": 0, "removed": 0}
     for d in details:
         counts[{"Processing": "processing", "Success": "success", "Fail": "fail",
-                "Waitting": "waitting"}[d["status"]]] += 1
+                "Waitting": "waitting", "Stopped": "stopped"}[d["status"]]] += 1
     if counts["processing"] or counts["waitting"]:
         status = "Processing" if counts["processing"] or counts["success"] or counts["fail"] else "Waitting"
-    elif counts["fail"] == 0:
+    elif counts["stopped"] == counts["total"]:
+        status = "Stopped"
+    elif counts["fail"] == 0 and counts["stopped"] == 0:
         status = "Success"
-    elif counts["success"] == 0:
-        status = "Fail"
+    elif counts["success"] == 0 and counts["fail"]:
+        status = "Fail"        # stopped sub tasks count as not successful (the emulator's choice)
     else:
         status = "PartialSuccess"
     return {"task_id": batch["task_id"], "task_name": batch["task_name"], "task_type": batch["task_type"],
-            "task_mode": batch.get("task_mode"), "need_confirm": False, "task_ext_info": batch.get("task_ext_info"),
+            "task_mode": batch.get("task_mode"), "need_confirm": bool(batch.get("need_confirm")),
+            "task_ext_info": batch.get("task_ext_info"),
             "targets": list(batch["targets"]), "targets_filter": None, "document": batch["document"],
             "task_policy": None, "status": status,
-            "status_desc": {"Fail": "All sub tasks failed.", "PartialSuccess": "Some sub tasks failed."}.get(status),
+            "status_desc": {"Fail": "All sub tasks failed.", "PartialSuccess": "Some sub tasks failed.",
+                            "Stopped": "The task was stopped."}.get(status),
             "task_progress": counts, "create_time": _event_time(batch["created"])}
+
+
+def start_upgrade_target(ota: Any, batch: dict, target: str) -> None:
+    """Start (or restart) the ``$ota`` task of one target of an upgrade batch; a failure is recorded, not raised."""
+    batch["errors"].pop(target, None)
+    batch.get("stopped", set()).discard(target)
+    try:
+        # packages "associated with an OBS object" use the *_v2 events (presigned URL), uploaded ones v1
+        batch["subtasks"][target] = ota.start_task(target, batch["document"]["package_id"], batch["kind"],
+                                                   v2=batch["v2"], task_ext_info=batch.get("task_ext_info"))
+    except errors.DeviceNotFound:
+        batch["errors"][target] = ("IOTDA.014000", f"The device does not exist. device_id={target}")
+    except KeyError:
+        batch["errors"][target] = ("IOTDA.000006", "The package no longer exists.")
+    except Exception as exc:   # one bad target must not fail the others
+        log.warning("OTA task for %s in batch %s not started: %s", target, batch["task_id"], exc)
+        batch["errors"][target] = ("IOTDA.000001", f"Internal error: {type(exc).__name__}")
 
 
 class BatchTasksHandler(ServiceHandler):
@@ -369,8 +409,16 @@ class BatchTasksHandler(ServiceHandler):
         body = self.json_body()
         task_name = _str(body, "task_name", required=True, max_len=128)
         task_type = _str(body, "task_type", required=True, max_len=64)
+        from iotda_emulator.http import rest_batch   # device batch types live there (it imports this module)
+        if task_type in rest_batch.DEVICE_TASK_TYPES:
+            batch = await rest_batch.create_device_batch(self, body, task_name, task_type)
+            with self.state.lock:
+                self.state.batches[batch["task_id"]] = batch
+            self.reply(_batch_view(batch, _sub_details(batch, None)), 201)
+            return
         if task_type not in _TASK_TYPES:
-            raise bad_request(f"task_type {task_type!r} is not emulated (firmwareUpgrade or softwareUpgrade).")
+            raise bad_request(f"task_type {task_type!r} is not emulated (firmwareUpgrade, softwareUpgrade, "
+                              f"{', '.join(rest_batch.DEVICE_TASK_TYPES)}).")
         kind = _TASK_TYPES[task_type]
         targets = body.get("targets")
         if not isinstance(targets, list) or not targets or len(targets) > 30000 or not all(
@@ -390,6 +438,9 @@ class BatchTasksHandler(ServiceHandler):
         task_mode = body.get("task_mode")
         if task_mode not in (None, "GATEWAY"):
             raise bad_request("'task_mode' is GATEWAY.")
+        need_confirm = body.get("need_confirm")
+        if need_confirm is not None and not isinstance(need_confirm, bool):
+            raise bad_request("'need_confirm' must be a boolean.")
         ota = self.state.service("$ota")
         pkg = ota.package(package_id)
         if pkg is None:
@@ -401,21 +452,15 @@ class BatchTasksHandler(ServiceHandler):
             v2 = bool(self.state.package_meta.get(package_id, {}).get("obs_location"))
         batch = {"task_id": uuid.uuid4().hex[:24], "task_name": task_name, "task_type": task_type,
                  "task_mode": task_mode, "task_ext_info": task_ext_info, "targets": targets,
-                 "document": {"package_id": package_id}, "created": time.time(), "subtasks": {}, "errors": {}}
+                 "document": {"package_id": package_id}, "created": time.time(), "subtasks": {}, "errors": {},
+                 "need_confirm": bool(need_confirm), "kind": kind, "v2": v2, "stopped": set()}
 
         def start_all() -> None:
-            # packages "associated with an OBS object" use the *_v2 events (presigned URL), uploaded ones v1
             for target in targets:
-                try:
-                    batch["subtasks"][target] = ota.start_task(target, package_id, kind, v2=v2,
-                                                               task_ext_info=task_ext_info)
-                except errors.DeviceNotFound:
-                    batch["errors"][target] = ("IOTDA.014000", f"The device does not exist. device_id={target}")
-                except Exception as exc:   # one bad target must not fail the others
-                    log.warning("OTA task for %s in batch %s not started: %s", target, batch["task_id"], exc)
-                    batch["errors"][target] = ("IOTDA.000001", f"Internal error: {type(exc).__name__}")
+                start_upgrade_target(ota, batch, target)
 
-        await self.call(start_all)
+        if not need_confirm:   # need_confirm: sub tasks wait (Waitting) for ConfirmBatchTask
+            await self.call(start_all)
         with self.state.lock:
             self.state.batches[batch["task_id"]] = batch
         self.reply(_batch_view(batch, _sub_details(batch, ota)), 201)
@@ -560,7 +605,7 @@ def _device_action(action: Any, index: int) -> dict:
         body = {}
     if not isinstance(body, dict):
         raise bad_request(f"{where}.device_command.cmd.command_body must be an object.")
-    # an action's status is enable/disable (the rule's own is active/inactive): iotda-protocol.md §3.8
+    # an action's status is enable/disable (the rule's own is active/inactive): doc/protocol.md §3.8
     return {"type": "DEVICE_CMD", "status": "enable",
             "deviceId": _str(command, "device_id", max_len=128, pattern=_ID_RE) or "",
             "command": {"serviceId": _str(cmd, "service_id", max_len=64) or "",
@@ -620,7 +665,7 @@ def _translate_rule(body: dict) -> Tuple[dict, dict, List[str]]:
                                         if c["type"] == "DEVICE_DATA" and c["deviceInfo"]["deviceId"]))
     if not device_ids:
         raise bad_request("device_side.device_ids is mandatory when no condition names a device.")
-    # Refuse a rule whose device form is not one IoTDA would send (iotda-protocol.md §3.8).
+    # Refuse a rule whose device form is not one IoTDA would send (doc/protocol.md §3.8).
     try:
         rules.validate_rule(dict(device_rule, ruleId="check"))
     except rules.RuleError as exc:
@@ -824,7 +869,7 @@ EMULATOR_DEVICE = r"/emulator/devices/(?P<device_id>[^/]+)"
 
 def routes(server: Any) -> List[tuple]:
     """The service routes, each handler initialised with the owning server and one shared state."""
-    kw = {"server": server, "state": ServicesState(server.emulator)}
+    kw = {"server": server, "state": shared_state(server)}
     return [
         (PREFIX + r"/ota-upgrades/packages/?", OtaPackagesHandler, kw),
         (PREFIX + r"/ota-upgrades/packages/(?P<package_id>[^/]+)/?", OtaPackageHandler, kw),

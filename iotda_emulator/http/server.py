@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -22,6 +23,7 @@ from tornado.netutil import bind_sockets
 from iotda_emulator.http import rest
 from iotda_emulator.http.console import console_routes
 from iotda_emulator.http.guard import RequestGuard
+from iotda_emulator.loop_thread import start_loop_thread
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,30 @@ class _NoSniff(tornado.web.OutputTransform):
     def transform_first_chunk(self, status_code: int, headers: Any, chunk: bytes, finishing: bool) -> tuple:
         headers["X-Content-Type-Options"] = "nosniff"
         return status_code, headers, chunk
+
+
+class _MaskQueries(logging.Filter):
+    """Masks URL query strings in tornado's own log lines. Tornado logs the full request URI when a request
+    fails before or outside our handlers (``400 GET /objects/..%ff?X-Signature=...``, "Uncaught exception
+    ..."), and a presigned URL carries its signature in the query (tests/reliability/test_hostile_rest.py)."""
+
+    _QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is tornado's business, not ours
+            return True
+        masked = self._QUERY.sub(r"\1?***", text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+_MASK_QUERIES = _MaskQueries()
+for _name in ("tornado.access", "tornado.application", "tornado.general"):
+    if _MASK_QUERIES not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_MASK_QUERIES)
 
 
 def _quiet_log(handler: tornado.web.RequestHandler) -> None:
@@ -133,48 +159,25 @@ class HttpServer:
                 raise
             self._sockets.extend(https_sockets)
             self.https_port = https_sockets[0].getsockname()[1]
-        ready = threading.Event()
-        failure: List[BaseException] = []
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._loop = loop
-            try:
-                self.app = self.make_app()
-                # every request passes the guard first (host, origin, content type, body size: see guard.py)
-                guarded = RequestGuard(self.app, self._host_names, body_limit=rest.MAX_BODY + 1024)
-                server = HTTPServer(guarded, xheaders=False)
-                server.add_sockets(http_sockets)
-                self._servers.append(server)
-                if https_sockets:
-                    tls_server = HTTPServer(guarded, ssl_options=self.ssl_context)
-                    tls_server.add_sockets(https_sockets)
-                    self._servers.append(tls_server)
-            except BaseException as exc:  # reported to start()'s caller
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                try:
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                except Exception:
-                    pass
-                loop.close()
+        def serve(loop: asyncio.AbstractEventLoop) -> None:
+            self.app = self.make_app()
+            # every request passes the guard first (host, origin, content type, body size: see guard.py)
+            guarded = RequestGuard(self.app, self._host_names, body_limit=rest.MAX_BODY + 1024)
+            server = HTTPServer(guarded, xheaders=False)
+            server.add_sockets(http_sockets)
+            self._servers.append(server)
+            if https_sockets:
+                tls_server = HTTPServer(guarded, ssl_options=self.ssl_context)
+                tls_server.add_sockets(https_sockets)
+                self._servers.append(tls_server)
 
-        self._thread = threading.Thread(target=run, name="emu-http", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
+        try:
+            self._loop, self._thread = start_loop_thread("emu-http", serve)
+        except BaseException:
             self._close_sockets()
             self.executor.shutdown(wait=False)
-            raise failure[0]
+            raise
         log.info("HTTP API on http://%s:%s%s", self.host, self.http_port,
                  f", HTTPS on https://{self.host}:{self.https_port}" if https_sockets else "")
         return self

@@ -1,6 +1,6 @@
 """The emulator's own statement of IoTDA's device-side protocol.
 
-Written from IoTDA's documentation (``shared/spec/iotda-protocol.md`` §2-§3, §6.5), independently of the
+Written from IoTDA's documentation (``doc/protocol.md`` §2-§3, §6.5), independently of the
 device SDK, so that the SDK and the emulator check each other instead of sharing mistakes:
 
 * :mod:`.topics` - every system topic: builders, :func:`~.topics.classify`, MQTT filter matching;

@@ -1,6 +1,6 @@
 """IoTDA payload JSON and time formats, as the emulator reads and writes them.
 
-Sources: ``iotda-protocol.md`` §2 (payloads are JSON objects, sent compact) and §6.5 (time formats):
+Sources: ``doc/protocol.md`` §2 (payloads are JSON objects, sent compact) and §6.5 (time formats):
 
 * ``event_time`` and ``log_config.end_time``: UTC ``yyyyMMdd'T'HHmmss'Z'``; the HTTPS device API writes
   ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``, which is accepted on input too;
@@ -162,7 +162,7 @@ def parse_event_time(text: Any) -> _dt.datetime:
 def rule_start_time(at: _dt.datetime) -> str:
     """UTC ``YYYY-MM-DD HH:MM:SS``: a ``SIMPLE_TIMER`` ``startTime`` as devices receive it in ``rulesInfos``.
 
-    §3.8 has no device-side page; the format is the one Huawei's SDKs parse (upstream-api.md §2.9).
+    §3.8 has no device-side page; the format is the one Huawei's SDKs parse (doc/protocol.md §3.8).
     A naive datetime is taken as UTC.
     """
     if at.tzinfo is not None:

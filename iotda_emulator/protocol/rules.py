@@ -1,6 +1,6 @@
 """Validation of ``$device_rule`` rule objects (the ``rulesInfos`` entries a device receives).
 
-Source: ``iotda-protocol.md`` §3.8. IoTDA publishes no device-side page for device rules; the shape there
+Source: ``doc/protocol.md`` §3.8. IoTDA publishes no device-side page for device rules; the shape there
 is what Huawei's device SDKs read. The emulator validates a rule before storing it, so that it never
 serves a device a rule that IoTDA would not send. It checks the shape only - it does not run rules.
 

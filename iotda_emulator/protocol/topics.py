@@ -1,6 +1,6 @@
 """IoTDA's MQTT topics: one catalogue, from which topics are both built and recognised.
 
-Source: ``iotda-protocol.md`` §2.1 (IoTDA API reference page iot_06_v5_3004 and the per-topic pages).
+Source: ``doc/protocol.md`` §2.1 (IoTDA API reference page iot_06_v5_3004 and the per-topic pages).
 Every ``$oc/...`` string the emulator publishes or inspects comes from here.
 
 A device topic is ``$oc/devices/{device_id}/`` followed by a path of the catalogue. Paths of
@@ -266,20 +266,26 @@ class TopicInfo:
     device_id: Optional[str] = None
     request_id: Optional[str] = None
     rest: Optional[str] = None
+    #: the ``encoding`` query value of a report (``"gzip"`` for a compressed payload, §2.11), else None
+    encoding: Optional[str] = None
 
 
-def _query_request_id(query: str) -> Tuple[bool, Optional[str]]:
-    """(well formed, request id) for the query of a ``messages/up``-like topic."""
-    request_id = None
+def _query_request_id(query: str) -> Tuple[bool, Optional[str], Optional[str]]:
+    """(well formed, request id, encoding) for the query of a ``messages/up``-like topic."""
+    request_id = encoding = None
     for pair in query.split("&"):
         key, sep, value = pair.partition("=")
         if not key or not sep:
-            return False, None
+            return False, None, None
         if key == "request_id":
             if not _is_level(value) or request_id is not None:
-                return False, None
+                return False, None, None
             request_id = value
-    return True, request_id
+        elif key == "encoding":
+            if not value or encoding is not None:
+                return False, None, None
+            encoding = value
+    return True, request_id, encoding
 
 
 def classify(topic: object) -> TopicInfo:
@@ -316,9 +322,9 @@ def classify(topic: object) -> TopicInfo:
         if not qmark:
             return TopicInfo(entry.kind, device_id)
         if entry.query_allowed:
-            ok, request_id = _query_request_id(query)
+            ok, request_id, encoding = _query_request_id(query)
             if ok:
-                return TopicInfo(entry.kind, device_id, request_id=request_id)
+                return TopicInfo(entry.kind, device_id, request_id=request_id, encoding=encoding)
     return TopicInfo(OTHER, device_id, rest=topic)
 
 

@@ -7,10 +7,31 @@ tests through ``Emulator.service(service_id)``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, List, Optional, Tuple
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, List, Optional, Tuple, TypeVar
 
 if TYPE_CHECKING:
     from iotda_emulator.core import PlatformCore
+
+T = TypeVar("T")
+
+
+def wait_changed(changed: threading.Condition, probe: Callable[[], Optional[T]], timeout: float,
+                 timeout_message: Callable[[], str]) -> T:
+    """Wait on ``changed`` (a service's condition, notified on every change) until ``probe()`` returns
+    something other than None, and return that. ``probe`` runs with the condition's lock held and may raise
+    (e.g. KeyError for an unknown id); after ``timeout`` seconds: ``TimeoutError(timeout_message())``."""
+    deadline = time.monotonic() + timeout
+    with changed:
+        while True:
+            found = probe()
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(timeout_message())
+            changed.wait(remaining)
 
 
 class PlatformService:

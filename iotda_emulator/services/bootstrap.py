@@ -1,4 +1,4 @@
-"""The provisioning server (IoTDP "bootstrap", ``iotda-protocol.md`` §5) of the emulator.
+"""The provisioning server (IoTDP "bootstrap", ``doc/protocol.md`` §5) of the emulator.
 
 A second access front, a service of its own: its own TLS listener on :attr:`BootstrapService.host` /
 :attr:`BootstrapService.port` (CA ``emu.ca_file``). On the cloud IoTDP (``iot-bs.<region>...:8883``) and IoTDA

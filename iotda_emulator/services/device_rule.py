@@ -1,4 +1,4 @@
-"""Platform side of ``$device_rule``: device-side rules (``iotda-protocol.md`` §3.8).
+"""Platform side of ``$device_rule``: device-side rules (``doc/protocol.md`` §3.8).
 
 The emulator keeps each device's rules (sqlite table ``device_rules``), tells the device their ids and
 versions by a property set on service ``$device_rule`` (``{ruleId: {"version": n}}``, ``-1`` = deleted)

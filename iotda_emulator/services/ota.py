@@ -1,6 +1,6 @@
 """``$ota`` on the platform side: packages, upgrade tasks, version and progress reports.
 
-Flow of a task (``iotda-protocol.md`` §3.1): :meth:`OtaService.start_task` sends ``version_query``; the
+Flow of a task (``doc/protocol.md`` §3.1): :meth:`OtaService.start_task` sends ``version_query``; the
 device's ``version_report`` is recorded; if its version differs from the package's, the platform sends
 ``firmware_upgrade``/``software_upgrade`` (v1: bearer-token URL on the emulator's object store) or the
 ``_v2`` variant (presigned expiring URL), with ``sign`` (SHA-256), ``file_size``, ``file_name`` and
@@ -21,12 +21,12 @@ import uuid
 from typing import Any, Dict, List, Optional, Union
 
 from iotda_emulator.objects import ObjectStore
-from iotda_emulator.services.base import PlatformService
+from iotda_emulator.services.base import PlatformService, wait_changed
 
 log = logging.getLogger(__name__)
 
 PACKAGE_BUCKET = "ota-packages"
-_FINAL = ("success", "failed", "no_need")
+_FINAL = ("success", "failed", "no_need", "stopped")
 
 
 class OtaService(PlatformService):
@@ -130,8 +130,21 @@ class OtaService(PlatformService):
             self._send_query(task_id)
         return task_id
 
+    def stop_task(self, task_id: str) -> bool:
+        """Stop a task that has not ended (REST StopBatchTask): its status becomes ``stopped`` and later version
+        or progress reports of the device no longer change it. True when it was stopped, False when unknown or
+        already ended. (An upgrade event already sent cannot be taken back from the device.)"""
+        with self._changed:
+            task = self._tasks.get(task_id)
+            if task is None or task["status"] in _FINAL:
+                return False
+            task["status"] = "stopped"
+            task["updated"] = time.time()
+            self._changed.notify_all()
+        return True
+
     def task(self, task_id: str) -> Optional[dict]:
-        """A copy of the task: ``status`` (pending, querying, upgrading, success, failed, no_need),
+        """A copy of the task: ``status`` (pending, querying, upgrading, success, failed, no_need, stopped),
         ``versions`` (version reports), ``progress`` (progress reports), ``result`` (final report)."""
         with self._lock:
             task = self._tasks.get(task_id)
@@ -151,19 +164,17 @@ class OtaService(PlatformService):
 
     def wait_for(self, predicate, task_id: str, timeout: float = 20.0) -> dict:
         """Wait until ``predicate(task)`` holds; returns the task (``TimeoutError`` otherwise)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                task = self._tasks.get(task_id)
-                if task is None:
-                    raise KeyError(task_id)
-                if predicate(task):
-                    return _copy_task(task)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"task {task_id} still {task['status']} "
-                                       f"({len(task['progress'])} progress reports)")
-                self._changed.wait(remaining)
+        def holds() -> Optional[dict]:
+            task = self._tasks.get(task_id)
+            if task is None:
+                raise KeyError(task_id)
+            return _copy_task(task) if predicate(task) else None
+
+        def still() -> str:  # called with the lock held
+            task = self._tasks[task_id]
+            return f"task {task_id} still {task['status']} ({len(task['progress'])} progress reports)"
+
+        return wait_changed(self._changed, holds, timeout, still)
 
     def versions(self, device_id: str) -> List[dict]:
         """Every ``version_report`` of ``device_id`` (``fw_version``, ``sw_version``, ``time``), oldest first."""

@@ -1,4 +1,4 @@
-"""``$sub_device_manager``: the platform side of gateways and their sub-devices (``iotda-protocol.md`` §3.6).
+"""``$sub_device_manager``: the platform side of gateways and their sub-devices (``doc/protocol.md`` §3.6).
 
 Sub-devices are ordinary registry devices whose ``gateway_id`` names their gateway. This service keeps,
 per gateway, a sub-device list *version* and a change history, and:

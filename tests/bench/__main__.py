@@ -326,7 +326,14 @@ def main() -> None:
     ap.add_argument("--commands", type=int, help="commands for the round trip (default 2000)")
     ap.add_argument("--devices", default=None, help="comma list of device counts for the scale part (1,100,1000)")
     ap.add_argument("--children", type=int, help="gateway children (default 10000)")
-    ap.add_argument("--only", default="", help="comma list of parts: import,connect,throughput,rtt,scale,gateway")
+    ap.add_argument("--only", default="", help="comma list of parts: import,connect,throughput,listener,rtt,scale,gateway,"
+                                               "emulator (emulator_scale runs only when named or with --emulator-scale)")
+    ap.add_argument("--emulator-scale", default="", metavar="DEVICES:RATE[,RATE...]",
+                    help="also connect DEVICES devices to a fresh emulator and send each RATE of QoS 1 reports/s for "
+                         "--emulator-phase-s seconds (e.g. 10000:1000,2000,3000; several minutes)")
+    ap.add_argument("--emulator-phase-s", type=float, default=10.0, help="seconds per emulator scale rate (default 10)")
+    ap.add_argument("--emulator-gc-freeze", action="store_true",
+                    help="experiment: gc.freeze() in the emulator process once every device is connected")
     ap.add_argument("--pin", action="store_true",
                     help="run the emulator on the last CPU and the measured device code on the others")
     a = ap.parse_args()
@@ -362,14 +369,26 @@ def main() -> None:
             log(f"connect: sdk {result['connect']['sdk_ms']} ms raw {result['connect']['raw_paho_ms']} ms")
         if want("throughput"):
             result["throughput"] = bench_throughput(emu, n_msg, 1 if q else a.runs)
+        if want("listener"):  # issue 15: ActionListener path vs raw paho vs handle path (tests/bench/listener.py)
+            from tests.bench.listener import bench_listener
+            result["listener"] = bench_listener(emu, n_msg, 1 if q else a.runs)
         if want("rtt"):
             result["command_round_trip"] = bench_rtt(emu, n_cmd)
         if want("scale"):
             result["scale"] = bench_scale(emu, counts, 3 if q else 5)
+        if want("emulator"):  # issue 15: the emulator's own CPU per QoS 1 uplink, by component
+            from tests.bench.emulator_cpu import bench_emulator
+            result["emulator_cpu"] = bench_emulator(emu, n_msg, 1 if q else min(a.runs, 5))
         if want("gateway"):
             result["gateway_batch"] = bench_gateway(emu, n_children)
     finally:
         emu.stop()
+    if a.emulator_scale or "emulator_scale" in only:  # a fresh emulator of its own (and more descriptors)
+        from tests.bench.emulator_cpu import bench_emulator_scale
+        spec = a.emulator_scale or ("200:500,1000" if q else "10000:1000,2000,3000")
+        n_dev, rates = spec.split(":")
+        result["emulator_scale"] = bench_emulator_scale(int(n_dev), [float(r) for r in rates.split(",")],
+                                                        a.emulator_phase_s, gc_freeze=a.emulator_gc_freeze)
     result["total_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
 

@@ -8,6 +8,7 @@ import logging
 import multiprocessing as mp
 import os
 import statistics
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -21,8 +22,15 @@ def _serve(conn, options: Dict[str, Any]) -> None:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("iotda_emulator").setLevel(logging.ERROR)
     from iotda_emulator import Emulator
+    import gc
+    gc.callbacks.append(_gc_timer)
 
-    emu = Emulator(http=False, command_timeout=10.0).start()
+    # BENCH_EMU_DIRECT=0: every device uplink through Mosquitto, as before the direct path (for comparisons)
+    emu = Emulator(http=False, command_timeout=10.0,
+                   direct_uplinks=os.environ.get("BENCH_EMU_DIRECT", "1") != "0").start()
+    # the store's share of the core threads' CPU, if wanted: two thread-clock reads per Store call, which on the
+    # measured VM (a syscall each) doubled the figures, so the default split counts those calls in "core"
+    emu.store.account_cpu = bool(os.environ.get("BENCH_STORE_ACCOUNTING"))
     core = emu.core
     conn.send({"host": emu.host, "mqtt_port": emu.mqtt_port})
     while True:
@@ -62,7 +70,31 @@ def _serve(conn, options: Dict[str, Any]) -> None:
             elif op == "cpu":  # CPU seconds so far: this process (access front + platform core) and Mosquitto
                 proc = getattr(emu.broker, "_proc", None)
                 conn.send({"emulator": time.process_time(), "mosquitto": _proc_cpu(proc.pid) if proc else 0.0})
+            elif op == "cpu_split":  # per component, after the platform handled everything queued
+                conn.send(cpu_split(emu))
             elif op == "last_id":
+                conn.send(core.last_trace_id)
+            elif op == "broker_drops":  # Mosquitto's "Outgoing messages are being dropped" notices, per client
+                drops: Dict[str, int] = {}
+                try:
+                    with open(emu.broker.log_file, encoding="utf-8", errors="replace") as fh:
+                        for line in fh:
+                            if "being dropped for client" in line:
+                                who = line.rsplit(" ", 1)[-1].strip().rstrip(".")
+                                drops[who] = drops.get(who, 0) + 1
+                except OSError:
+                    pass
+                conn.send(drops)
+            elif op == "gc_freeze":  # experiment: move the heap as it is now out of the collector's way
+                import gc
+                gc.collect()
+                gc.freeze()
+                conn.send(gc.get_freeze_count())
+            elif op == "wait_last_id":  # no SQL while waiting: the scale run must not load the store
+                want, timeout = args
+                deadline = time.monotonic() + timeout
+                while core.last_trace_id < want and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 conn.send(core.last_trace_id)
             elif op == "wait_online":
                 device_id, timeout = args
@@ -87,6 +119,71 @@ def _serve(conn, options: Dict[str, Any]) -> None:
             conn.send(exc)
     emu.stop()
 
+
+
+_GC_TIME = [0.0, 0.0]   # total seconds in the cyclic garbage collector (all threads), start of the current one
+
+
+_GC_BY_GEN: Dict[int, List[float]] = {}   # generation -> [collections, seconds]
+
+
+def _gc_timer(phase: str, info: Dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_TIME[1] = time.perf_counter()
+    else:
+        dt = time.perf_counter() - _GC_TIME[1]
+        _GC_TIME[0] += dt
+        g = _GC_BY_GEN.setdefault(info.get("generation", -1), [0, 0.0])
+        g[0] += 1
+        g[1] += dt
+
+
+def _thread_cpu(thread: threading.Thread) -> float:
+    """CPU seconds of one live thread (its own clock; 0.0 where the OS has none)."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError, TypeError):
+        return 0.0
+
+
+def _component(name: str, front_name: str) -> str:
+    if name == front_name or name.startswith("asyncio_"):   # the front's loop and its authenticator pool
+        return "front"
+    if name.startswith(("paho-mqtt-client", "emu-core")):   # the platform core's network thread, dispatcher, workers
+        return "core"
+    if name.startswith("emu-store"):
+        return "store"
+    return "other"
+
+
+def cpu_split(emu) -> Dict[str, Any]:
+    """CPU seconds so far, by component: ``front`` (access front), ``core`` (platform core), ``store`` (sqlite:
+    its own thread plus the time the front and core threads spent in Store calls, when the store accounts it),
+    ``mosquitto`` (the broker process), ``process`` (the whole emulator process).
+
+    First waits until the core's dispatcher has handled everything queued, so that the figures include
+    the work for every message already traced.
+    """
+    done = threading.Event()
+    emu.core._dispatch(done.set)
+    done.wait(60)
+    out: Dict[str, Any] = {"front": 0.0, "core": 0.0, "store": 0.0, "other": 0.0, "threads": {}}
+    accounted = getattr(emu.core.db, "cpu_by_thread", lambda: {})()
+    for t in threading.enumerate():
+        comp = _component(t.name, emu.front.name)
+        cpu = _thread_cpu(t)
+        out["threads"][t.name] = cpu
+        if comp in ("front", "core"):
+            spent = accounted.get(t.ident, 0.0)
+            cpu -= spent
+            out["store"] += spent
+        out[comp] += cpu
+    proc = getattr(emu.broker, "_proc", None)
+    out["gc"] = _GC_TIME[0]
+    out["gc_by_generation"] = {k: [v[0], round(v[1], 3)] for k, v in _GC_BY_GEN.items()}
+    out["mosquitto"] = _proc_cpu(proc.pid) if proc else 0.0
+    out["process"] = time.process_time()
+    return out
 
 
 def _proc_cpu(pid: int) -> float:
@@ -133,6 +230,10 @@ class EmulatorProcess:
     def cpu(self) -> Dict[str, float]:
         """CPU seconds used so far by the emulator process and by Mosquitto."""
         return self.call("cpu")
+
+    def cpu_split(self) -> Dict[str, Any]:
+        """CPU seconds so far by emulator component (see :func:`cpu_split`)."""
+        return self.call("cpu_split")
 
     def last_id(self) -> int:
         return self.call("last_id")

@@ -1,6 +1,6 @@
 """The emulator's provisioning (IoTDP) endpoint as a service of its own, driven by a bare paho-mqtt device.
 
-No SDK import: the device side is written here from iotda-protocol.md §1.2 and §5, so that a mistake shared by
+No SDK import: the device side is written here from doc/protocol.md §1.2 and §5, so that a mistake shared by
 the SDK and the emulator cannot hide. Checks: own host and port (on a host of its own it keeps IoTDA's MQTTS
 port, as iot-bs and iot-mqtts both use 8883 on the cloud), the answered address follows the emulator's
 configured host (never a fixed "localhost") and is covered by the server certificate, and the IoTDP REST API

@@ -1,4 +1,4 @@
-"""The upstream public API (upstream-api.md §1) is all here: module paths, class names, method names and the
+"""The upstream public API (doc/migration.md) is all here: module paths, class names, method names and the
 parameter names callers pass by keyword. A rename or a dropped parameter fails this test."""
 import importlib
 import inspect

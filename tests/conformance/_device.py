@@ -1,7 +1,7 @@
 """A bare IoTDA device for the conformance suite, written only from IoTDA's device-side documentation.
 
 Nothing here comes from the SDK or from the emulator's own protocol code: the client id, the HMAC password,
-the topics and the JSON shapes are spelled out as ``iotda-protocol.md`` restates Huawei's docs, so the suite
+the topics and the JSON shapes are spelled out as ``doc/protocol.md`` restates Huawei's docs, so the suite
 checks the emulator against the docs and not against a shared implementation.
 
 * :class:`Device` - a paho-mqtt 2.x client (``CallbackAPIVersion.VERSION2``) that authenticates as IoTDA

@@ -1,4 +1,4 @@
-"""Device provisioning (IoTDP bootstrap, iotda-protocol.md §5): ``bootstrap/up`` and ``bootstrap/down``.
+"""Device provisioning (IoTDP bootstrap, doc/protocol.md §5): ``bootstrap/up`` and ``bootstrap/down``.
 
 IoTDP is its own endpoint: here it listens on a host of its own (127.0.0.2) with IoTDA's MQTTS port, as on
 the cloud where ``iot-bs`` and ``iot-mqtts`` differ by host name only. Registration groups and strategies

@@ -1,4 +1,4 @@
-"""Commands (iotda-protocol.md §2.4): the platform's request, the device's response, the app's view (REST)."""
+"""Commands (doc/protocol.md §2.4): the platform's request, the device's response, the app's view (REST)."""
 from __future__ import annotations
 
 import threading

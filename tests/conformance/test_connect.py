@@ -1,4 +1,4 @@
-"""MQTT CONNECT rules and per-connection limits (iotda-protocol.md §1.2, §1.4, §1.5).
+"""MQTT CONNECT rules and per-connection limits (doc/protocol.md §1.2, §1.4, §1.5).
 
 CONNACK codes are read from the raw packet (3.1.1 return codes, as the docs give them).
 """
@@ -11,7 +11,7 @@ from tests.conformance._device import Device, hour_stamp, new_id, password, raw_
 
 
 def test_password_helper_matches_the_documented_test_vector():
-    # iotda-protocol.md §1.2: secret 12345678, timestamp 2025041401
+    # doc/protocol.md §1.2: secret 12345678, timestamp 2025041401
     assert password("12345678", "2025041401") == "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
 
 
@@ -153,7 +153,7 @@ def test_publishing_on_another_devices_topic_is_not_silently_dropped(emu, make_d
 
 
 def test_malformed_json_is_dropped_without_closing_the_link(api, make_device):
-    # iotda-protocol.md §6.4: no error path back to the device; at QoS 1 the PUBACK is still sent
+    # doc/protocol.md §6.4: no error path back to the device; at QoS 1 the PUBACK is still sent
     dev = make_device()
     dev.publish(f"$oc/devices/{dev.id}/sys/properties/report", b"{not json", qos=1)
     dev.publish(f"$oc/devices/{dev.id}/sys/events/up", b"[]", qos=1)

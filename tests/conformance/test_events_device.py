@@ -1,4 +1,4 @@
-"""Device events: ``$time_sync``, ``$sdk_info``/``$device_info``, ``$log`` (iotda-protocol.md §2.10, §3.3-§3.5)."""
+"""Device events: ``$time_sync``, ``$sdk_info``/``$device_info``, ``$log`` (doc/protocol.md §2.10, §3.3-§3.5)."""
 from __future__ import annotations
 
 import re
@@ -28,7 +28,7 @@ def test_time_sync_request_and_response(make_device, as_text):
 
 
 def test_events_down_carry_object_device_id_of_a_directly_connected_device(make_device):
-    # iotda-protocol.md §2.3: IoTDA sets object_device_id to the device's own id on events/down
+    # doc/protocol.md §2.3: IoTDA sets object_device_id to the device's own id on events/down
     dev = make_device()
     dev.event_up("$time_sync", "time_sync_request", {"device_send_time": int(time.time() * 1000)})
     body = dev.expect_event("$time_sync", "time_sync_response").json()

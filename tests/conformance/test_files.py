@@ -1,4 +1,4 @@
-"""File upload and download through ``$file_manager`` URLs, really PUT and GET (iotda-protocol.md §3.2).
+"""File upload and download through ``$file_manager`` URLs, really PUT and GET (doc/protocol.md §3.2).
 
 IoTDA's application API has nothing for these files (they live in the customer's OBS bucket), so the
 platform side is read from the emulator's object store and its ``$file_manager`` records.

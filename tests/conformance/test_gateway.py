@@ -1,4 +1,4 @@
-"""Gateways and sub-devices: ``$sub_device_manager`` requests, responses and notifications (iotda-protocol.md
+"""Gateways and sub-devices: ``$sub_device_manager`` requests, responses and notifications (doc/protocol.md
 §3.6), plus platform requests routed to sub-devices through their gateway (``object_device_id``)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Device messages up and down (iotda-protocol.md §2.2, §2.3), implicit and explicit subscription (§2).
+"""Device messages up and down (doc/protocol.md §2.2, §2.3), implicit and explicit subscription (§2).
 
 The devices here never SUBSCRIBE to system topics, except where a test is about explicit subscription.
 """

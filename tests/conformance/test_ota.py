@@ -1,4 +1,4 @@
-"""OTA upgrades, v1 and v2, with real HTTPS downloads (iotda-protocol.md §3.1).
+"""OTA upgrades, v1 and v2, with real HTTPS downloads (doc/protocol.md §3.1).
 
 The application side uses IoTDA's batch-task API (CreateBatchTask / ShowBatchTask); packages come from the
 emulator's upload endpoint (v1, hosted on "IoTDA") or from an object in its store (v2, an "OBS" package).

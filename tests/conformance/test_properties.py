@@ -1,4 +1,4 @@
-"""Properties: report, gateway batch report, set, get, desired values (iotda-protocol.md §2.5-§2.8, §6.3)."""
+"""Properties: report, gateway batch report, set, get, desired values (doc/protocol.md §2.5-§2.8, §6.3)."""
 from __future__ import annotations
 
 import threading
@@ -184,8 +184,6 @@ def test_property_set_to_a_sub_device_goes_through_its_gateway(api, make_device)
     assert out["rsp"].json()["response"]["result_code"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="discrepancy: the emulator accepts the ?encoding=gzip topic suffix but does "
-                   "not gunzip the payload (core.py), so a C-SDK gzip report is dropped as malformed JSON")
 def test_gzip_encoded_report_is_unpacked(api, make_device):
     # SDK evidence only (Huawei's C SDK appends ?encoding=gzip and gzips the body); the docs are silent
     import gzip
@@ -197,10 +195,8 @@ def test_gzip_encoded_report_is_unpacked(api, make_device):
     assert _reported(api, dev.id, timeout=2)["properties"] == {"temperature": 66}
 
 
-# ---- the product model (iotda-protocol.md §2.5, §2.7, §6.3) -------------------------------------------
+# ---- the product model (doc/protocol.md §2.5, §2.7, §6.3) -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="discrepancy: reported properties and services outside the product model "
-                   "are stored in the shadow; IoTDA discards data that does not match the model")
 def test_reported_data_outside_the_product_model_is_discarded(api, make_device):
     dev = make_device()
     dev.publish(f"$oc/devices/{dev.id}/sys/properties/report",
@@ -210,16 +206,12 @@ def test_reported_data_outside_the_product_model_is_discarded(api, make_device):
     assert [s["service_id"] for s in api.shadow(dev.id)] == ["Sensor"]
 
 
-@pytest.mark.xfail(strict=True, reason="discrepancy: a desired value for a read-only (method R) property is "
-                   "accepted; IoTDA allows desired values only for writable (W) properties of the model")
 def test_desired_value_of_a_read_only_property_is_refused(api, make_device):
     dev = make_device(connect=False)
     rsp = api.put(f"/devices/{dev.id}/shadow", {"shadow": [{"service_id": "Sensor", "desired": {"humidity": 5}}]})
     assert rsp.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason="discrepancy: UpdateProperties on a read-only (method R) property is sent "
-                   "to the device; IoTDA writes only writable (W) properties of the model")
 def test_property_set_of_a_read_only_property_is_refused(api, make_device):
     dev = make_device()
     rsp = api.put(f"/devices/{dev.id}/properties",

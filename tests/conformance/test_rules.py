@@ -1,4 +1,4 @@
-"""Device-side rules: the ``$device_rule`` property set and the config request/response (iotda-protocol.md §3.8).
+"""Device-side rules: the ``$device_rule`` property set and the config request/response (doc/protocol.md §3.8).
 
 Rules are created with IoTDA's rule API (``rule_type`` ``DEVICE_SIDE``); the device learns rule ids and
 versions by a property set on service ``$device_rule`` and fetches the bodies with

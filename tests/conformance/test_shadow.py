@@ -1,4 +1,4 @@
-"""Device shadow get (iotda-protocol.md §2.9): the device asks, the platform answers on the response topic."""
+"""Device shadow get (doc/protocol.md §2.9): the device asks, the platform answers on the response topic."""
 from __future__ import annotations
 
 import time

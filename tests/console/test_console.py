@@ -5,10 +5,7 @@ The JSON API is exercised with ``requests``; the page itself with headless Chrom
 """
 from __future__ import annotations
 
-import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -25,8 +22,6 @@ from iot_device_sdk_python.client.request.device_message import DeviceMessage
 from iot_device_sdk_python.client.request.service_property import ServiceProperty
 from tests.waiting import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20.0          # generous: the machine may be loaded; every wait returns as soon as it holds
 
 
@@ -255,30 +250,6 @@ def test_ota_endpoint_answers(emulator):
 
 # ---- the page in a real browser ------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.skip(f"headless browser test needs {', '.join(missing)} "
-                    "(Debian: apt-get install -y chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="console-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 def _wait(driver, condition, what: str):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
@@ -296,7 +267,7 @@ def _fill(driver, element_id: str, text: str) -> None:
 
 
 @pytest.mark.browser
-def test_page_drives_a_real_sdk_device(emulator, make_device, browser):
+def test_page_drives_a_real_sdk_device(emulator, make_device, browser, shot):
     from selenium.webdriver.common.by import By
 
     device = make_device(emulator)
@@ -350,11 +321,11 @@ def test_page_drives_a_real_sdk_device(emulator, make_device, browser):
     _wait(browser, trace_has("messages_up", "xss-probe"), "the device's message in the trace")
     assert browser.find_elements(By.ID, "xss-probe") == []
     assert browser.execute_script("return window.__xss === undefined")
-    browser.save_screenshot("/tmp/console.png")
+    shot(browser, "trace")
 
 
 @pytest.mark.browser
-def test_page_shows_command_timeout_and_shadow(emulator, make_device, browser):
+def test_page_shows_command_timeout_and_shadow(emulator, make_device, browser, shot):
     from selenium.webdriver.common.by import By
 
     device = make_device(emulator)
@@ -380,8 +351,10 @@ def test_page_shows_command_timeout_and_shadow(emulator, make_device, browser):
     desired = [s for s in emulator.shadow(dev_id) if s["service_id"] == "lamp"][0]["desired"]
     assert desired["properties"] == {"brightness": 42}
 
-    browser.find_element(By.ID, "tab-ota").click()
+    shot(browser, "shadow")
+    browser.find_element(By.ID, "view-btn-ota").click()
     _wait(browser, lambda d: "OTA" in d.find_element(By.ID, "ota-result").text, "the OTA view")
+    browser.find_element(By.ID, "view-btn-debug").click()
 
 
 @pytest.fixture
@@ -397,7 +370,7 @@ def keyed_emulator():
 
 
 @pytest.mark.browser
-def test_page_logs_in_when_app_keys_are_set(keyed_emulator, browser):
+def test_page_logs_in_and_out_when_app_keys_are_set(keyed_emulator, browser, shot):
     from selenium.webdriver.common.by import By
 
     emu = keyed_emulator
@@ -408,6 +381,7 @@ def test_page_logs_in_when_app_keys_are_set(keyed_emulator, browser):
     _fill(browser, "login-sk", "not-the-secret")
     browser.find_element(By.ID, "login-send").click()
     _wait(browser, lambda d: "wrong" in d.find_element(By.ID, "login-result").text, "the refusal")
+    shot(browser, "login-refused")
     _fill(browser, "login-sk", "console-sk-0123456789")
     browser.find_element(By.ID, "login-send").click()
     selector = f'li.device[data-device-id="{rec["device_id"]}"]'
@@ -415,3 +389,17 @@ def test_page_logs_in_when_app_keys_are_set(keyed_emulator, browser):
     cookie = browser.get_cookie("iotda_console_session")
     assert cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict"
     assert "iotda_console_session" not in browser.execute_script("return document.cookie")
+    token = cookie["value"]
+    assert token not in browser.current_url
+    api = requests.Session()
+    api.cookies.set("iotda_console_session", token)
+    assert api.get(_api(emu, "/devices"), timeout=WAIT).status_code == 200
+
+    # a logged-in page offers "Log out"; it ends the session on the server, not only in this browser
+    _wait(browser, lambda d: d.find_element(By.ID, "logout").is_displayed(), "the log-out button")
+    shot(browser, "logged-in")
+    browser.find_element(By.ID, "logout").click()
+    _wait(browser, lambda d: d.current_url.endswith("/console/login"), "the login page after logging out")
+    assert api.get(_api(emu, "/devices"), timeout=WAIT).status_code == 401
+    browser.get(_base(emu) + "/console")
+    _wait(browser, lambda d: d.current_url.endswith("/console/login"), "the redirect to the login page")

@@ -176,6 +176,29 @@ def check_custom_rule(run: DemoRun) -> None:
     assert "selfTest" in run.stdout      # the SIMPLE_TIMER rule fired on the device's scheduler
 
 
+def check_device_config(run: DemoRun) -> None:
+    answers = [e["paras"] for e in run.events("up", "$device_config", "config_update_response")]
+    assert {"result_code": 0, "description": "applied"} in answers, answers
+    assert any(a["result_code"] == 1 for a in answers), answers      # the refused value is reported as such
+    assert "[device] configuration applied" in run.stdout
+
+
+def check_mqtt5_wss(run: DemoRun) -> None:
+    assert any(c and c.startswith("hello over MQTT 5 and WSS") for c in _contents(run)), _contents(run)
+    assert "[platform] command response" in run.stdout and "'echo'" in run.stdout
+
+
+def check_broadcast(run: DemoRun) -> None:
+    assert run.select("down", "broadcast", topic_contains="$oc/broadcast/test")
+    assert "[device] broadcast on $oc/broadcast/test" in run.stdout
+
+
+def check_tunnel(run: DemoRun) -> None:
+    assert run.events("down", "$tunnel_manager", "tunnel_notify"), "no tunnel_notify reached the device"
+    assert "[platform] through the tunnel and back: 'hello through the tunnel'" in run.stdout
+    assert "[device] tunnel" in run.stdout and "closed by the platform" in run.stdout
+
+
 def _check_bootstrap(run: DemoRun) -> None:
     assert run.select("up", "bootstrap_up"), "no bootstrap request"
     down = run.payloads("down", "bootstrap_down")
@@ -209,6 +232,10 @@ DEMOS: Dict[str, Tuple[str, List[str], Callable[[DemoRun], None]]] = {
     "bootstrap_cert_sample": ("bootstrap.bootstrap_cert_sample", [], _check_bootstrap),
     "bootstrap_groups_sample": ("bootstrap.bootstrap_groups_sample", [], _check_bootstrap),
     "bootstrap_groups_cert_sample": ("bootstrap.bootstrap_groups_cert_sample", [], _check_bootstrap),
+    "device_config_sample": ("device_config.device_config_sample", [], check_device_config),
+    "broadcast_sample": ("broadcast.broadcast_sample", [], check_broadcast),
+    "mqtt5_wss_sample": ("message.mqtt5_wss_sample", ["--interval", "1"], check_mqtt5_wss),
+    "tunnel_sample": ("tunnel.tunnel_sample", [], check_tunnel),
     "quickstart": ("quickstart", ["--duration", "5", "--interval", "1", "--platform-interval", "1"], check_smoke),
 }
 
@@ -253,7 +280,8 @@ def test_every_demo_module_is_covered() -> None:
     found = {str(p.relative_to(REPO / "iot_device_demo"))[:-3].replace("/", ".")
              for p in (REPO / "iot_device_demo").rglob("*.py")
              if not p.name.startswith("_") and p.name != "common.py"}
-    assert found == {module for module, _, _ in DEMOS.values()}
+    # the MicroPython demo runs under MicroPython, in tests/micropython/test_demo.py
+    assert found == {module for module, _, _ in DEMOS.values()} | {"message.micro_message_sample"}
 
 
 def test_no_demo_turns_off_tls_verification() -> None:

@@ -1,8 +1,13 @@
-"""A device written on paho-mqtt alone, from IoTDA's device docs (iotda-protocol.md §1.2, §2), for tests that
+"""A device written on paho-mqtt alone, from IoTDA's device docs (doc/protocol.md §1.2, §2), for tests that
 check the emulator independently of our SDK: nothing here comes from ``iot_device_sdk_python``.
 
-It subscribes explicitly to the system downlinks it reads (valid whether or not the platform also subscribes
-devices implicitly), records every message, and answers nothing unless a test asks it to.
+Two devices, both connecting as ``{device_id}_0_0_{YYYYMMDDHH}`` with the HMAC password:
+
+* :class:`BareDevice` subscribes explicitly to the system downlinks it reads (valid whether or not the platform
+  also subscribes devices implicitly), records every message, and answers nothing unless a test asks it to;
+* :class:`RecordingDevice` (for the access-front tests) never subscribes by itself and records every message
+  with its QoS, every SUBACK's and PUBACK's reason codes, so tests can check what IoTDA tells a device (and
+  what it does not).
 """
 from __future__ import annotations
 
@@ -37,15 +42,21 @@ def downlinks(device_id: str) -> List[str]:
             f"{base}/user/#"]
 
 
+def _client(device_id: str, secret: str, protocol: int = mqtt.MQTTv311) -> mqtt.Client:
+    """A paho client with IoTDA's client id, username and password for ``device_id`` (§1.2); not connected."""
+    stamp = hour_stamp()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{device_id}_0_0_{stamp}",
+                         protocol=protocol, reconnect_on_failure=False)
+    client.username_pw_set(device_id, password(secret, stamp))
+    return client
+
+
 class BareDevice:
     """Connects as ``device_id`` with its secret; ``messages`` holds what arrives, in order."""
 
     def __init__(self, host: str, port: int, device_id: str, secret: str) -> None:
         self.device_id = device_id
-        stamp = hour_stamp()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{device_id}_0_0_{stamp}",
-                                  protocol=mqtt.MQTTv311, reconnect_on_failure=False)
-        self.client.username_pw_set(device_id, password(secret, stamp))
+        self.client = _client(device_id, secret)
         self.host, self.port = host, port
         self.messages: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
         self._connack: "queue.Queue[Any]" = queue.Queue()
@@ -114,3 +125,65 @@ class BareDevice:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+
+class RecordingDevice:
+    """Connects to an emulator as the device ``record`` (``device_id``, ``secret``); never subscribes by itself.
+
+    ``messages``, ``subacks`` (reason codes per SUBACK), ``pubacks`` (``(mid, reason code)``) and
+    ``unsubacks`` (mids) are queues in arrival order; ``c`` is the paho client.
+    """
+
+    def __init__(self, emu: Any, record: dict, protocol: int = mqtt.MQTTv311) -> None:
+        self.emu = emu
+        self.device_id = record["device_id"]
+        self.c = _client(self.device_id, record["secret"], protocol)
+        self.messages: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
+        self.subacks: "queue.Queue[List[int]]" = queue.Queue()
+        self.pubacks: "queue.Queue[tuple]" = queue.Queue()
+        self.unsubacks: "queue.Queue[int]" = queue.Queue()
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.c.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
+        self.c.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put([rc.value for rc in rcs])
+        self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.put((mid, rc.value))
+        self.c.on_unsubscribe = lambda c, u, mid, rcs, p: self.unsubacks.put(mid)
+
+    def connect(self) -> "RecordingDevice":
+        """Connect (plain MQTT) and wait until the emulator has the device online."""
+        self.c.connect(self.emu.host, self.emu.mqtt_port, keepalive=60)
+        self.c.loop_start()
+        assert self.connected.wait(10), "not connected"
+        assert self.emu.wait_online(self.device_id, 10)
+        return self
+
+    def subscribe(self, *entries: Any) -> List[int]:
+        """Subscribe to (filter, qos) entries and return the SUBACK's reason codes."""
+        self.c.subscribe(list(entries))
+        return self.subacks.get(timeout=10)
+
+    def unsubscribe(self, *filters: str) -> None:
+        """Unsubscribe and wait for the UNSUBACK."""
+        _, mid = self.c.unsubscribe(list(filters))
+        assert self.unsubacks.get(timeout=10) == mid
+
+    def next_message(self, timeout: float = 10) -> mqtt.MQTTMessage:
+        return self.messages.get(timeout=timeout)
+
+    def drain(self, within: float = 0.5) -> List[mqtt.MQTTMessage]:
+        """Every message that arrives within ``within`` seconds."""
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get(timeout=within))
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        try:
+            self.c.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+        self.c.loop_stop()

@@ -1,4 +1,4 @@
-"""CONNECT rules of the access front (iotda-protocol.md §1.2-1.5) with real paho clients and Mosquitto."""
+"""CONNECT rules of the access front (doc/protocol.md §1.2-1.5) with real paho clients and Mosquitto."""
 from __future__ import annotations
 
 import datetime as dt

@@ -22,7 +22,7 @@ from iotda_emulator import Emulator
 from iotda_emulator.access_front import hmac_password
 from iotda_emulator.mqtt_packets import ConnectInfo, encode_connect, encode_varint
 from iotda_emulator.protocol import topics
-from tests.emulator._bare import BareDevice, hour_stamp
+from tests.emulator.bare_device import RecordingDevice as BareDevice, hour_stamp
 
 
 def _connect_until_accepted(emu, rec, deadline: float) -> mqtt.Client:

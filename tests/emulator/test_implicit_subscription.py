@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from iotda_emulator.protocol import topics
-from tests.emulator._bare import BareDevice
+from tests.emulator.bare_device import RecordingDevice as BareDevice
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""IoTDA publish limits at the access front (iotda-protocol.md §1.5): QoS 2, RETAIN, 1 MB, upstream rate."""
+"""IoTDA publish limits at the access front (doc/protocol.md §1.5): QoS 2, RETAIN, 1 MB, upstream rate."""
 from __future__ import annotations
 
 import json

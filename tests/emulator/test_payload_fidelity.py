@@ -1,4 +1,4 @@
-"""Downlink payloads as IoTDA documents them (iotda-protocol.md §2-§3), read by bare paho-mqtt devices.
+"""Downlink payloads as IoTDA documents them (doc/protocol.md §2-§3), read by bare paho-mqtt devices.
 
 No SDK code is involved: the devices follow the protocol text, so a mistake shared by our SDK and the
 emulator shows up here. Platform actions are driven through the emulator's Python API.

@@ -1,6 +1,6 @@
 """Unit tests of ``iotda_emulator.protocol`` (topics, codec, rules) against IoTDA's documented forms.
 
-The expected topic strings are spelled out by hand from ``iotda-protocol.md`` §2.1, not produced by any
+The expected topic strings are spelled out by hand from ``doc/protocol.md`` §2.1, not produced by any
 builder, so a typo in the catalogue fails here.
 """
 from __future__ import annotations

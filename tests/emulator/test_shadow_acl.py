@@ -1,9 +1,8 @@
-"""Shadow semantics (iotda-protocol.md §6.3), gateway children, and the broker's per-device ACL."""
+"""Shadow semantics (doc/protocol.md §6.3), gateway children, and the broker's per-device ACL."""
 from __future__ import annotations
 
 import json
 import queue
-import uuid
 
 from iot_device_sdk_python.protocol import topics
 from tests.emulator.helpers import online_device, wait_until

@@ -5,8 +5,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from iotda_emulator.protocol import topics
+from iotda_emulator.device_policies import APP_ID, DevicePolicies
+from iotda_emulator.store import Store
 from iotda_emulator.topic_acl import TopicAuthorizer, filters_overlap
-from tests.emulator._bare import BareDevice
+from tests.emulator.bare_device import RecordingDevice as BareDevice
 
 
 @pytest.fixture
@@ -105,8 +107,10 @@ def test_filters_overlap(a, b, overlap):
     assert filters_overlap(b, a) is overlap
 
 
-def test_authorizer_rules():
-    auth = TopicAuthorizer(policies=lambda: ["p/%u/#"])
+def test_authorizer_rules(tmp_path):
+    policies = DevicePolicies(Store(str(tmp_path / "policies.db")))
+    policies.add_mqtt_pattern("p/%u/#", APP_ID)
+    auth = TopicAuthorizer(policy_check=policies.topic_check(lambda d: None, lambda d: []))
     root = topics.device_root("d")
     assert auth.check_publish("d", root + "sys/messages/up") is None
     assert auth.check_publish("d", root + "sys/messages/up?request_id=7") is None
@@ -119,7 +123,7 @@ def test_authorizer_rules():
     assert auth.check_subscribe("d", root + "#") is None
     assert auth.check_subscribe("d", "$oc/broadcast/#") is None
     assert auth.check_subscribe("d", "p/d/#") is None
-    for refused in ("$oc/devices/e/#", "$oc/#", "p/e/x", "a/#/b", "a+/b"):
+    for refused in ("$oc/devices/e/#", "$oc/#", "p/e/x", "a/#/b", "a+/b", "#", "+/d/x"):
         assert auth.check_subscribe("d", refused), refused
     denied = TopicAuthorizer(custom_topic_check=lambda d, t, a: "not defined" if t.endswith("/no") else None)
     assert denied.check_publish("d", root + "user/no") == "not defined"
@@ -145,13 +149,14 @@ def test_a_will_on_a_refused_topic_is_refused_at_connect(emulator):
         emulator.delete_device(rec["device_id"])
 
 
-def test_a_top_level_wildcard_is_granted_but_reads_nothing_of_other_devices(emulator, device):
+def test_a_top_level_wildcard_is_refused_without_a_policy_and_reads_nothing_of_other_devices(emulator, device):
+    # IoTDA matches a SUBSCRIBE's filter against the device policies as a string: "#" is no policy topic
     emulator.add_topic_policy("rules/%u/#")
     dev = device()
     other_rec = emulator.create_device()
     other = BareDevice(emulator, other_rec).connect()
     try:
-        assert dev.subscribe(("#", 1), ("+/+/+", 1)) == [1, 1]
+        assert dev.subscribe(("#", 1), ("+/+/+", 1)) == [0x80, 0x80]
         other.c.publish(f"rules/{other_rec['device_id']}/t", b"private", qos=1)
         other.c.publish(topics.messages_up(other_rec["device_id"]), b"private too", qos=1)
         emulator.send_message(other_rec["device_id"], "for the other one")

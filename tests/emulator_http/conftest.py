@@ -106,6 +106,14 @@ class RawDevice:
 
 
 @pytest.fixture
+def offline_device(emulator):
+    """A new device record (created, never connected); deleted afterwards."""
+    rec = emulator.create_device()
+    yield rec
+    emulator.delete_device(rec["device_id"])
+
+
+@pytest.fixture
 def raw_device(emulator):
     """Factory: ``raw_device(record)`` connects a paho device for an emulator device record."""
     made: List[RawDevice] = []

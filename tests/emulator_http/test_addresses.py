@@ -65,7 +65,7 @@ def _resolvable_hostname() -> str:
 
 
 class Device:
-    """A plain paho device (secret authentication, iotda-protocol.md §1.2)."""
+    """A plain paho device (secret authentication, doc/protocol.md §1.2)."""
 
     def __init__(self, host: str, port: int, device_id: str, secret: str, ca_file=None) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H")

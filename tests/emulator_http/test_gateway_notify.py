@@ -1,4 +1,4 @@
-"""REST AddDevice/DeleteDevice of a gateway's child notify the gateway as IoTDA does (iotda-protocol.md §3.6):
+"""REST AddDevice/DeleteDevice of a gateway's child notify the gateway as IoTDA does (doc/protocol.md §3.6):
 ``add_sub_device_notify`` / ``delete_sub_device_notify`` with the sub-device list ``version`` when it is online;
 an offline gateway learns the change at its next ``sub_device_sync_request``. Devices are bare paho clients."""
 from __future__ import annotations

@@ -322,7 +322,7 @@ def test_malformed_requests_get_json_4xx_with_nosniff(emulator, base_url, device
                                timeout=10), 400)
     body = _iotda_error(requests.get(f"{base_url}/no/such/route", timeout=10), 404)
     assert body["error_code"] == "APIGW.0101"
-    _iotda_error(requests.patch(f"{base_url}/v5/iot/p/devices/{did}", json={}, timeout=10), 405)
+    _iotda_error(requests.patch(f"{base_url}/v5/iot/p/devices/{did}", json={}, timeout=10), 404)
     _iotda_error(requests.get(f"{base_url}/console/static/no-such-file.js", timeout=10), 404)
     _iotda_error(requests.delete(f"{base_url}/console/api/devices", timeout=10), 405)
     # successful answers carry nosniff too

@@ -251,3 +251,17 @@ def test_resync_after_restart_while_children_changed(emulator, gateways, tmp_pat
     wait_until(lambda: len(_up_events(emulator, gid, "sub_device_sync_request")) >= 2, what="second sync sent")
     time.sleep(0.5)   # negative check: give a (wrong) answer the chance to arrive
     assert len(emulator.trace(device_id=gid, direction="down", kind=topics.EVENTS_DOWN)) == before
+
+
+def test_compressed_batch_properties_reach_each_child(emulator, gateways):
+    # doc/protocol.md §2.11: the gateway batch report may be gzipped too
+    gw = gateways.make()
+    gid = gw.get_device_id()
+    children = emulator.service(SUB).add_children(gid, [f"gz{i}" for i in range(3)])
+    gw.report_batch_properties([DeviceProperty(c["device_id"], [ServiceProperty("s", {"n": i})])
+                                for i, c in enumerate(children)], compress=True).result(10)
+    for i, c in enumerate(children):
+        wait_until(lambda c=c, i=i: any(s["service_id"] == "s" and s["reported"]["properties"] == {"n": i}
+                                        for s in emulator.shadow(c["device_id"])), what="child shadow")
+    (entry,) = emulator.trace(device_id=gid, direction="up", kind=topics.GATEWAY_PROPERTIES_REPORT)
+    assert entry.topic.endswith("?encoding=gzip") and entry.payload[:2] == b"\x1f\x8b"

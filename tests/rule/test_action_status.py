@@ -1,4 +1,4 @@
-"""An action's ``status`` is ``enable``/``disable`` (iotda-protocol.md §3.8), distinct from the rule's own
+"""An action's ``status`` is ``enable``/``disable`` (doc/protocol.md §3.8), distinct from the rule's own
 ``active``/``inactive``: only enabled actions run, and an action without a status counts as enabled."""
 from __future__ import annotations
 

@@ -12,5 +12,5 @@ class DeviceMessageListener(metaclass=ABCMeta):
     """Gets ``messages/down`` payloads that are in the system format and meant for this device."""
 
     @abstractmethod
-    def on_device_message(self, message: "DeviceMessage"):
+    def on_device_message(self, message: "DeviceMessage") -> None:
         """One message (dispatcher thread)."""

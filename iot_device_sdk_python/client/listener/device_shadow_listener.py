@@ -12,5 +12,5 @@ class DeviceShadowListener(metaclass=ABCMeta):
     """Answer to ``DeviceClient.get_device_shadow``."""
 
     @abstractmethod
-    def on_shadow_get(self, request_id: str, object_device_id: str, shadow: List["ShadowData"]):
+    def on_shadow_get(self, request_id: str, object_device_id: str, shadow: List["ShadowData"]) -> None:
         """The shadow of ``object_device_id`` for the query ``request_id``."""

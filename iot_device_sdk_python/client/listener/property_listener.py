@@ -12,9 +12,9 @@ class PropertyListener(metaclass=ABCMeta):
     """Answer with ``respond_properties_set`` / ``respond_properties_get``."""
 
     @abstractmethod
-    def on_property_set(self, request_id: str, services: List["ServiceProperty"]):
+    def on_property_set(self, request_id: str, services: List["ServiceProperty"]) -> None:
         """The platform writes properties of this device."""
 
     @abstractmethod
-    def on_property_get(self, request_id: str, service_id: str):
+    def on_property_get(self, request_id: str, service_id: str) -> None:
         """The platform reads properties of this device ("" = all services)."""

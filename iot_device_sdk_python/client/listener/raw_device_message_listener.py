@@ -12,5 +12,5 @@ class RawDeviceMessageListener(metaclass=ABCMeta):
     """Gets every ``messages/down`` payload: binary, non-object JSON and system format alike."""
 
     @abstractmethod
-    def on_raw_device_message(self, message: "RawDeviceMessage"):
+    def on_raw_device_message(self, message: "RawDeviceMessage") -> None:
         """One message (dispatcher thread)."""

@@ -12,7 +12,7 @@ _SYSTEM_KEYS = {"name", "id", "content", "object_device_id"}
 class RawDeviceMessage:
     """The raw ``payload`` bytes of a ``messages/down`` message."""
 
-    def __init__(self, payload: Union[bytes, str]):
+    def __init__(self, payload: Union[bytes, str]) -> None:
         self._payload = payload.encode("utf-8") if isinstance(payload, str) else payload
 
     @property
@@ -20,7 +20,7 @@ class RawDeviceMessage:
         return self._payload
 
     @payload.setter
-    def payload(self, value: Union[bytes, str]):
+    def payload(self, value: Union[bytes, str]) -> None:
         self._payload = value.encode("utf-8") if isinstance(value, str) else value
 
     def to_utf8_string(self) -> str:

@@ -6,10 +6,20 @@ expected type without raising, because a malformed notification must never crash
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, overload
 
 from iot_device_sdk_python.protocol import codec
 from iot_device_sdk_python.utils._props import field as rw  # noqa: F401 (used by the gateway data classes)
+
+__all__ = ["as_text", "as_int", "as_list", "as_dict", "to_plain", "TextRecord", "rw"]
+
+_T = TypeVar("_T", bound="TextRecord")
+
+
+@overload
+def as_text(value: Any, default: str = "") -> str: ...
+@overload
+def as_text(value: Any, default: None) -> Optional[str]: ...
 
 
 def as_text(value: Any, default: Optional[str] = "") -> Optional[str]:
@@ -23,18 +33,24 @@ def as_text(value: Any, default: Optional[str] = "") -> Optional[str]:
     return default
 
 
+@overload
+def as_int(value: Any, default: int = 0) -> int: ...
+@overload
+def as_int(value: Any, default: None) -> Optional[int]: ...
+
+
 def as_int(value: Any, default: Optional[int] = 0) -> Optional[int]:
     """``value`` as ``int`` (numeric strings accepted); anything else gives ``default``."""
     number = codec.as_int(value)
     return default if number is None else number
 
 
-def as_list(value: Any) -> list:
+def as_list(value: Any) -> List[Any]:
     """``value`` when it is a list, else an empty list (the platform may send ``null``)."""
     return value if isinstance(value, list) else []
 
 
-def as_dict(value: Any) -> Optional[dict]:
+def as_dict(value: Any) -> Optional[Dict[str, Any]]:
     """``value`` when it is a dict, else ``None``."""
     return value if isinstance(value, dict) else None
 
@@ -57,13 +73,13 @@ class TextRecord:
     strings, anything else is ignored), so malformed platform input never raises.
     """
 
-    _FIELDS: tuple = ()
+    _FIELDS: Tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """Every field as a JSON-serialisable dict."""
         return {f: getattr(self, f) for f in self._FIELDS}
 
-    def convert_from_dict(self, json_dict: Optional[dict]):
+    def convert_from_dict(self: _T, json_dict: Optional[Dict[str, Any]]) -> _T:
         """Copy the known keys of ``json_dict`` (others ignored, missing ones kept); returns ``self``."""
         if isinstance(json_dict, dict):
             for f in self._FIELDS:
@@ -74,6 +90,6 @@ class TextRecord:
         return self
 
     @classmethod
-    def from_dict(cls, json_dict: Optional[dict]):
+    def from_dict(cls: Type[_T], json_dict: Optional[Dict[str, Any]]) -> _T:
         """A new instance filled from ``json_dict``."""
         return cls().convert_from_dict(json_dict)

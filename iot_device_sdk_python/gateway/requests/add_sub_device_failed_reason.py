@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from iot_device_sdk_python.gateway.requests._model import TextRecord, rw
+from iot_device_sdk_python.utils._props import Field
 
 
 class AddSubDeviceFailedReason(TextRecord):
@@ -9,10 +10,10 @@ class AddSubDeviceFailedReason(TextRecord):
 
     _FIELDS = ("node_id", "product_id", "error_code", "error_msg")
 
-    node_id = rw("node_id")
-    product_id = rw("product_id")
-    error_code = rw("error_code")
-    error_msg = rw("error_msg")
+    node_id: Field[str] = rw("node_id")
+    product_id: Field[str] = rw("product_id")
+    error_code: Field[str] = rw("error_code")
+    error_msg: Field[str] = rw("error_msg")
 
     def __init__(self, node_id: str = "", product_id: str = "", error_code: str = "", error_msg: str = "") -> None:
         self._node_id = node_id

@@ -1,9 +1,10 @@
 """``AddedSubDeviceInfo``: one entry of a gateway's ``add_sub_device_request``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from iot_device_sdk_python.gateway.requests._model import as_dict, as_text, rw
+from iot_device_sdk_python.utils._props import Field
 
 _TEXT_FIELDS = ("parent_device_id", "node_id", "device_id", "name", "description", "product_id")
 
@@ -15,16 +16,16 @@ class AddedSubDeviceInfo:
     dict (≤ 1 KB on IoTDA).
     """
 
-    parent_device_id = rw("parent_device_id")
-    node_id = rw("node_id")
-    device_id = rw("device_id")
-    name = rw("name")
-    description = rw("description")
-    product_id = rw("product_id")
-    extension_info = rw("extension_info")
+    parent_device_id: Field[str] = rw("parent_device_id")
+    node_id: Field[str] = rw("node_id")
+    device_id: Field[str] = rw("device_id")
+    name: Field[str] = rw("name")
+    description: Field[str] = rw("description")
+    product_id: Field[str] = rw("product_id")
+    extension_info: Field[Optional[Dict[str, Any]]] = rw("extension_info")
 
     def __init__(self, parent_device_id: str = "", node_id: str = "", device_id: str = "", name: str = "",
-                 description: str = "", product_id: str = "", extension_info: Optional[dict] = None) -> None:
+                 description: str = "", product_id: str = "", extension_info: Optional[Dict[str, Any]] = None) -> None:
         self._parent_device_id = parent_device_id
         self._node_id = node_id
         self._device_id = device_id
@@ -33,13 +34,13 @@ class AddedSubDeviceInfo:
         self._product_id = product_id
         self._extension_info = extension_info
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """All 7 fields (``extension_info`` may be ``None``)."""
         d = {f: getattr(self, f) for f in _TEXT_FIELDS}
         d["extension_info"] = self._extension_info
         return d
 
-    def convert_from_dict(self, json_dict: Optional[dict]) -> "AddedSubDeviceInfo":
+    def convert_from_dict(self, json_dict: Optional[Dict[str, Any]]) -> "AddedSubDeviceInfo":
         """Copy the known keys of ``json_dict``; returns ``self``."""
         if not isinstance(json_dict, dict):
             return self
@@ -53,7 +54,7 @@ class AddedSubDeviceInfo:
         return self
 
     @classmethod
-    def from_dict(cls, json_dict: Optional[dict]) -> "AddedSubDeviceInfo":
+    def from_dict(cls, json_dict: Optional[Dict[str, Any]]) -> "AddedSubDeviceInfo":
         return cls().convert_from_dict(json_dict)
 
     def __repr__(self) -> str:

@@ -1,17 +1,17 @@
 """``AddedSubDeviceInfoRsp``: one created sub-device in an ``add_sub_device_response``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from iot_device_sdk_python.gateway.requests._model import as_dict
 from iot_device_sdk_python.gateway.requests.device_info import DeviceInfo
 
 
 def _proxy(name: str) -> property:
-    def fget(self):
+    def fget(self: Any) -> Any:
         return getattr(self._device_info, name)
 
-    def fset(self, value):
+    def fset(self: Any, value: Any) -> None:
         setattr(self._device_info, name, value)
 
     return property(fget, fset, doc=name)
@@ -32,7 +32,7 @@ class AddedSubDeviceInfoRsp:
     sw_version = _proxy("sw_version")
     status = _proxy("status")
 
-    def __init__(self, device_info: Optional[DeviceInfo] = None, extension_info: Optional[dict] = None) -> None:
+    def __init__(self, device_info: Optional[DeviceInfo] = None, extension_info: Optional[Dict[str, Any]] = None) -> None:
         self._device_info = device_info if device_info is not None else DeviceInfo()
         self._extension_info = extension_info
 
@@ -46,20 +46,20 @@ class AddedSubDeviceInfoRsp:
         self._device_info = value
 
     @property
-    def extension_info(self) -> Optional[dict]:
+    def extension_info(self) -> Optional[Dict[str, Any]]:
         return self._extension_info
 
     @extension_info.setter
-    def extension_info(self, value: Optional[dict]) -> None:
+    def extension_info(self, value: Optional[Dict[str, Any]]) -> None:
         self._extension_info = value
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """The 11 DeviceInfo keys plus ``extension_info``."""
         d = self._device_info.to_dict()
         d["extension_info"] = self._extension_info
         return d
 
-    def convert_from_dict(self, json_dict: Optional[dict]) -> "AddedSubDeviceInfoRsp":
+    def convert_from_dict(self, json_dict: Optional[Dict[str, Any]]) -> "AddedSubDeviceInfoRsp":
         """Fill from a platform dict; returns ``self``."""
         if not isinstance(json_dict, dict):
             return self
@@ -69,7 +69,7 @@ class AddedSubDeviceInfoRsp:
         return self
 
     @classmethod
-    def from_dict(cls, json_dict: Optional[dict]) -> "AddedSubDeviceInfoRsp":
+    def from_dict(cls, json_dict: Optional[Dict[str, Any]]) -> "AddedSubDeviceInfoRsp":
         return cls().convert_from_dict(json_dict)
 
     def __repr__(self) -> str:

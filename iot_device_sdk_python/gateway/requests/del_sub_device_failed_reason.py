@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from iot_device_sdk_python.gateway.requests._model import TextRecord, rw
+from iot_device_sdk_python.utils._props import Field
 
 
 class DelSubDeviceFailedReason(TextRecord):
@@ -9,9 +10,9 @@ class DelSubDeviceFailedReason(TextRecord):
 
     _FIELDS = ("device_id", "error_code", "error_msg")
 
-    device_id = rw("device_id")
-    error_code = rw("error_code")
-    error_msg = rw("error_msg")
+    device_id: Field[str] = rw("device_id")
+    error_code: Field[str] = rw("error_code")
+    error_msg: Field[str] = rw("error_msg")
 
     def __init__(self, device_id: str = "", error_code: str = "", error_msg: str = "") -> None:
         self._device_id = device_id

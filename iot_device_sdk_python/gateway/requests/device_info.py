@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from iot_device_sdk_python.gateway.requests._model import TextRecord, rw
+from iot_device_sdk_python.utils._props import Field
 
 
 class DeviceInfo(TextRecord):
@@ -10,17 +11,17 @@ class DeviceInfo(TextRecord):
     _FIELDS = ("parent_device_id", "node_id", "device_id", "name", "description", "manufacturer_id",
                "model", "product_id", "fw_version", "sw_version", "status")
 
-    parent_device_id = rw("parent_device_id", "id of the gateway the sub-device belongs to")
-    node_id = rw("node_id", "physical identifier of the sub-device (serial number, IMEI...)")
-    device_id = rw("device_id", "platform device id of the sub-device")
-    name = rw("name")
-    description = rw("description")
-    manufacturer_id = rw("manufacturer_id")
-    model = rw("model")
-    product_id = rw("product_id")
-    fw_version = rw("fw_version")
-    sw_version = rw("sw_version")
-    status = rw("status", "ONLINE, OFFLINE or INACTIVE")
+    parent_device_id: Field[str] = rw("parent_device_id", "id of the gateway the sub-device belongs to")
+    node_id: Field[str] = rw("node_id", "physical identifier of the sub-device (serial number, IMEI...)")
+    device_id: Field[str] = rw("device_id", "platform device id of the sub-device")
+    name: Field[str] = rw("name")
+    description: Field[str] = rw("description")
+    manufacturer_id: Field[str] = rw("manufacturer_id")
+    model: Field[str] = rw("model")
+    product_id: Field[str] = rw("product_id")
+    fw_version: Field[str] = rw("fw_version")
+    sw_version: Field[str] = rw("sw_version")
+    status: Field[str] = rw("status", "ONLINE, OFFLINE or INACTIVE")
 
     def __init__(self, parent_device_id: str = "", node_id: str = "", device_id: str = "", name: str = "",
                  description: str = "", manufacturer_id: str = "", model: str = "", product_id: str = "",

@@ -1,7 +1,10 @@
 """One action of a device rule (upstream ``rule.model.actions``)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+if TYPE_CHECKING:
+    from iot_device_sdk_python.client.request.command import Command
 
 
 #: An action's ``status`` as the platform sends it (a rule's own status is active/inactive instead).
@@ -18,7 +21,7 @@ class Action:
         self.type: str = ""
         self.status: str = ""
         self.device_id: str = ""
-        self.command = None  # Optional[Command]
+        self.command: Optional[Command] = None
 
     def is_enabled(self) -> bool:
         """True when the action may run: status ``enable``, or no status at all (older rules omit it).
@@ -26,9 +29,9 @@ class Action:
         ``disable`` and any other value keep it from running, as Huawei's C SDK does."""
         return not self.status or self.status == ACTION_ENABLE
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """The platform's JSON shape of this action."""
-        cmd: Optional[dict] = None
+        cmd: Optional[Dict[str, Any]] = None
         if self.command is not None:
             cmd = {"serviceId": self.command.service_id, "commandName": self.command.command_name,
                    "commandBody": self.command.paras}

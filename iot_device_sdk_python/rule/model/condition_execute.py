@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from iot_device_sdk_python.rule.model.connditions import Condition
 
@@ -124,7 +124,8 @@ class ConditionExecute:
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    def _compare(self, value, service_id, property_path, properties, op) -> bool:
+    def _compare(self, value: Any, service_id: str, property_path: str, properties: Any,
+                 op: Callable[[float, float], bool]) -> bool:
         actual = to_number(self._lookup(service_id, property_path, properties))
         expected = to_number(value)
         if actual is None or expected is None:

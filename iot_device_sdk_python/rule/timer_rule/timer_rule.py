@@ -11,12 +11,13 @@ import datetime as _dt
 import logging
 import threading
 import uuid
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
+from iot_device_sdk_python.rule.model.connditions import Condition
 from iot_device_sdk_python.rule.model.rule_info import RuleInfo
 from iot_device_sdk_python.rule.rule_parser import DAILY_TIMER, SIMPLE_TIMER, parse_simple_timer_start
 from iot_device_sdk_python.rule.util import time_util
@@ -32,7 +33,7 @@ MISFIRE_GRACE_SECONDS = 60
 FireCallback = Callable[[str, _dt.datetime], None]
 
 
-def build_trigger(condition) -> object:
+def build_trigger(condition: Condition) -> Any:
     """The APScheduler trigger for a DAILY_TIMER or SIMPLE_TIMER condition (UTC)."""
     if condition.type == DAILY_TIMER:
         minutes = time_util.parse_hh_mm(condition.time)
@@ -53,7 +54,7 @@ def build_trigger(condition) -> object:
 class _Entry:
     __slots__ = ("trigger", "next_time", "job_id")
 
-    def __init__(self, trigger, job_id: str) -> None:
+    def __init__(self, trigger: Any, job_id: str) -> None:
         self.trigger = trigger
         self.next_time: Optional[_dt.datetime] = None
         self.job_id = job_id
@@ -67,7 +68,7 @@ class TimerRuleInstance:
     ``clock`` returns the current aware UTC time.
     """
 
-    def __init__(self, device_client=None, scheduler=None, on_fire: Optional[FireCallback] = None,
+    def __init__(self, device_client: Any = None, scheduler: Any = None, on_fire: Optional[FireCallback] = None,
                  clock: Optional[Callable[[], _dt.datetime]] = None) -> None:
         self._device_client = device_client
         self._scheduler = scheduler

@@ -32,11 +32,13 @@ def platform_weekday(moment: _dt.datetime) -> int:
 
 
 def parse_hh_mm(text: str) -> int:
-    """``"HH:MM"`` -> minutes since midnight. Raises ``ValueError`` for anything else."""
+    """``"HH:MM"`` (two digits each, doc/protocol.md §3.8) -> minutes since midnight.
+
+    Raises ``ValueError`` for anything else (``"7:05"``, ``" 07:05"``, ``"24:00"``, ...)."""
     if not isinstance(text, str):
         raise ValueError(f"time must be a string 'HH:MM', got {type(text).__name__}")
-    parts = text.strip().split(":")
-    if len(parts) != 2 or not all(p.isdigit() and 1 <= len(p) <= 2 for p in parts):
+    parts = text.split(":")
+    if len(parts) != 2 or not all(len(p) == 2 and p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"time must be 'HH:MM': {text!r}")
     hour, minute = int(parts[0]), int(parts[1])
     if hour > 23 or minute > 59:
@@ -45,7 +47,8 @@ def parse_hh_mm(text: str) -> int:
 
 
 def parse_days_of_week(text: Optional[str]) -> Set[int]:
-    """``"1,2,7"`` -> ``{1, 2, 7}``; empty or None -> every day. Raises ``ValueError`` on bad items."""
+    """``"1,2,7"`` -> ``{1, 2, 7}``; empty or None -> every day. Raises ``ValueError`` on bad or empty
+    items (``"1,,2"``)."""
     if text is None:
         return set(range(1, 8))
     if isinstance(text, (list, tuple)):
@@ -55,11 +58,11 @@ def parse_days_of_week(text: Optional[str]) -> Set[int]:
     else:
         raise ValueError(f"daysOfWeek must be a string like '1,2,7', got {type(text).__name__}")
     days = set()
+    if items == [""]:
+        return set(range(1, 8))
     for item in items:
         item = item.strip()
-        if not item:
-            continue
-        if not item.isdigit() or not 1 <= int(item) <= 7:
+        if not (item.isascii() and item.isdigit()) or not 1 <= int(item) <= 7:
             raise ValueError(f"daysOfWeek item out of 1..7: {item!r}")
         days.add(int(item))
     return days or set(range(1, 8))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 #: the first window is ``[min, min * FIRST_SPREAD]``: enough jitter that devices cut off together do not all
 #: come back at the same instant, still "within about a second" with the default ``min_backoff`` of 1000 ms
@@ -40,12 +40,12 @@ class ReconnectBackoff:
         """Failed attempts since the last successful connection."""
         return self._failures
 
-    def window(self) -> tuple:
+    def window(self) -> Tuple[float, float]:
         """(low, high) of the next delay, in seconds."""
         with self._lock:
             return self._window_locked()
 
-    def _window_locked(self) -> tuple:
+    def _window_locked(self) -> Tuple[float, float]:
         cap = min(self._hi, self._lo * FIRST_SPREAD * (2 ** min(self._failures, 30)))
         return self._lo / 1000.0, cap / 1000.0
 

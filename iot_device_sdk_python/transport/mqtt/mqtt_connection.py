@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -42,7 +42,9 @@ from iot_device_sdk_python.transport.connect_action_listener import ConnectActio
 from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.transport.connection import Connection
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
-from iot_device_sdk_python.transport.mqtt import credentials
+from iot_device_sdk_python.client.mqtt_v5_data import MqttV5Data
+from iot_device_sdk_python.errors import ConnectRefusedError
+from iot_device_sdk_python.transport.mqtt import credentials, mqtt5, network
 from iot_device_sdk_python.transport.mqtt.backoff import ReconnectBackoff
 from iot_device_sdk_python.transport.offline_queue import BufferMetrics
 from iot_device_sdk_python.transport.outbox import OutgoingMessage, Outbox
@@ -64,11 +66,19 @@ _CONNACK_BY_NAME = {
 _CONNACK_BY_VALUE = {132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
 
 
+def _tcp_socket(client: mqtt.Client) -> Optional[socket.socket]:
+    """The TCP (or TLS) socket under the client; for a WebSocket link the one paho's wrapper holds."""
+    sock: Any = client.socket()
+    if sock is not None and not isinstance(sock, socket.socket):
+        sock = getattr(sock, "_socket", None)  # paho's _WebsocketWrapper keeps the real socket there
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def _set_tcp_nodelay(client: mqtt.Client) -> None:
     """Turn Nagle off: paho writes each MQTT packet on its own, and a
     command response written right after the command's PUBACK otherwise waits for the server's delayed
     ACK (~40 ms on Linux) - see doc/performance.md."""
-    sock = client.socket()
+    sock = _tcp_socket(client)
     if sock is None:
         return
     try:
@@ -95,8 +105,11 @@ class _Attempt:
         self.connack: Optional[int] = None
         self.lost = False
         self.established = False
-        self.sub_mids: set = set()
+        self.sub_mids: Set[int] = set()
         self.connected_at = 0.0
+        # MQTT 5 only: the session state (aliases) and the CONNACK reason of a refusal
+        self.v5: Optional[mqtt5.V5Session] = None
+        self.connack_reason: Any = None
 
 
 class MqttConnection(Connection):
@@ -133,7 +146,7 @@ class MqttConnection(Connection):
 
     def __init__(self, connect_auth_info: ConnectAuthInfo, mqtt_connect_conf: MqttConnectConf,
                  raw_msg_listener: Optional[RawMessageListener], dispatcher: Optional[Dispatcher] = None,
-                 subscribe_system_topics: Optional[bool] = None):
+                 subscribe_system_topics: Optional[bool] = None) -> None:
         self._auth = connect_auth_info
         self._conf = mqtt_connect_conf
         self._raw_msg_listener = raw_msg_listener
@@ -156,9 +169,11 @@ class MqttConnection(Connection):
         # Always written under self._lock together with _client/_online (so it equals
         # ``self._client if self._online else None`` at every moment a lock holder could observe)
         self._live: Optional[mqtt.Client] = None
+        self._v5_on = False  # the current client speaks MQTT 5 (its _Attempt.v5 holds the session)
         self._ever_connected = False
         self._pending: Dict[int, _Out] = {}
         self._early_acks: Dict[int, float] = {}  # mid -> when paho reported it before _track() saw it
+        self._early_refusals: Dict[int, Any] = {}  # MQTT 5: mid -> reason code of such an early PUBACK refusal
         self._early_limit = 64  # prune _early_acks when it grows past this (see _on_publish)
         self._seq = itertools.count()
         self._subscriptions: "collections.OrderedDict[str, int]" = collections.OrderedDict()
@@ -225,17 +240,37 @@ class MqttConnection(Connection):
             return bm
         bm = _Out(raw_message.topic, raw_message.payload, raw_message.qos, message_publish_listener,
                   next(self._seq), self._handle_runner)
+        v5_data = getattr(raw_message, "v5_data", None)
+        if v5_data is not None:
+            problem = self._check_v5_data(v5_data)
+            if problem:
+                self._fail(bm, PublishError.REASON_INVALID, problem)
+                return bm
+            bm._o_props = v5_data
         return self._publish_out(bm)
 
-    def _publish_fast(self, topic: str, payload: Any, qos: Any, listener: Optional[ActionListener]) -> PublishHandle:
+    def _check_v5_data(self, v5_data: Any) -> Optional[str]:
+        """Why ``v5_data`` cannot be sent (None when it can): MQTT 5 properties need an MQTT 5 connection."""
+        if not isinstance(v5_data, MqttV5Data):
+            return f"v5_data: a MqttV5Data expected, got {type(v5_data).__name__}"
+        if self._conf.protocol_version != MqttConnectConf.MQTT_V5:
+            return "v5_data: MQTT 5 properties need MqttConnectConf.protocol_version = MQTT_V5"
+        try:
+            v5_data.check()
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _publish_fast(self, topic: str, payload: Any, qos: Any, listener: Optional[ActionListener],
+                      v5_data: Optional[MqttV5Data] = None) -> PublishHandle:
         """SDK use (DeviceClient): :meth:`publish_message` without building a RawMessage first.
 
         ``payload`` must be str or bytes (DeviceClient guarantees it); topic and ``qos`` are validated as
         in :meth:`publish_message` (same errors). Same steps as ``_publish_out``/``_send``, inlined: this
         runs once per report and every Python call level costs (doc/performance.md).
         """
-        if topic.__class__ is not str:
-            return self.publish_message(RawMessage(topic, payload, qos), listener)
+        if topic.__class__ is not str or v5_data is not None:
+            return self.publish_message(RawMessage(topic, payload, qos, v5_data), listener)
         bm = handle = _Out(topic, payload, qos, listener, next(self._seq), self._handle_runner)
         if topic not in self._ok_topics or qos not in (0, 1):
             problem = self._check_topic_qos(topic, qos)
@@ -255,7 +290,10 @@ class MqttConnection(Connection):
                     self._buffer_or_fail_locked(bm, "not connected")
                     return handle
         try:
-            info = client.publish(topic, payload, qos)
+            if self._v5_on:  # MQTT 5: topic aliases (this client's session)
+                info = self._publish_v5(client, bm)
+            else:
+                info = client.publish(topic, payload, qos)
         except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
             self._fail(bm, PublishError.REASON_INVALID, f"publish rejected: {exc}", exc)
             return handle
@@ -282,7 +320,7 @@ class MqttConnection(Connection):
                 self._buffer_or_fail_locked(bm, "connection lost while publishing")
         return handle
 
-    def close(self):
+    def close(self) -> None:
         """Disconnect for good: no reconnect, buffered and in-flight messages fail with reason
         ``closed``, and the paho and reconnect threads are joined."""
         with self._lock:  # give in-flight messages a moment to be acknowledged (graceful close)
@@ -320,16 +358,16 @@ class MqttConnection(Connection):
         """True while connected and usable (CONNACK accepted, subscriptions restored)."""
         return self._online
 
-    def add_connect_listener(self, connect_listener: ConnectListener):
+    def add_connect_listener(self, connect_listener: ConnectListener) -> None:
         """Add a :class:`ConnectListener` (many allowed, duplicates ignored)."""
         if connect_listener is not None and connect_listener not in self._connect_listeners:
             self._connect_listeners.append(connect_listener)
 
-    def set_connect_action_listener(self, connect_action_listener: ConnectActionListener):
+    def set_connect_action_listener(self, connect_action_listener: ConnectActionListener) -> None:
         """Set the user's :class:`ConnectActionListener` (one slot; SDK-internal ones are kept apart)."""
         self._connect_action_listener = connect_action_listener
 
-    def add_internal_connect_action_listener(self, listener: ConnectActionListener):
+    def add_internal_connect_action_listener(self, listener: ConnectActionListener) -> None:
         """SDK use: a ConnectActionListener that does not occupy the user's slot (e.g. device logs)."""
         if listener not in self._internal_action_listeners:
             self._internal_action_listeners.append(listener)
@@ -437,7 +475,7 @@ class MqttConnection(Connection):
         subscribe = self._subscribe_system
         if subscribe is None:
             subscribe = self._auth.bs_mode == ConnectAuthInfo.BS_MODE_DIRECT_CONNECT
-        return topics.device_downlink_subscriptions(self._auth.id) if subscribe else []
+        return topics.device_downlink_subscriptions(cast(str, self._auth.id)) if subscribe else []
 
     def _connect_once(self, reconnect: bool) -> int:
         if not self._connect_lock.acquire(blocking=False):
@@ -460,7 +498,7 @@ class MqttConnection(Connection):
         finally:
             self._connect_lock.release()
 
-    def _attempt_connect(self) -> Tuple[int, Optional[BaseException]]:
+    def _attempt_connect(self) -> Tuple[int, Optional[Exception]]:
         auth, conf = self._auth, self._conf
         timeout = float(conf.timeout)
         deadline = time.monotonic() + timeout
@@ -473,11 +511,18 @@ class MqttConnection(Connection):
         try:
             client_id = self._generate_client_id(stamp)
             password = self._password(stamp)
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                                 protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+            v5 = conf.protocol_version == MqttConnectConf.MQTT_V5
+            transport = network.paho_transport(auth)
+            if v5:  # MQTT 5 has clean start (given to connect()) instead of clean session
+                client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                                     transport=transport, reconnect_on_failure=False)
+            else:
+                client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                                     protocol=mqtt.MQTTv311, transport=transport, reconnect_on_failure=False)
             client.username_pw_set(auth.id, password)
             if auth.use_tls():
                 self._mqtt_with_ssl_connect_config(client)
+            network.configure(client, auth)  # WebSocket path/headers, proxy
         except (OSError, ValueError, ssl.SSLError) as exc:
             _logger.error("device %s: cannot prepare the connection: %s", auth.id, exc)
             return self.CONNECT_ERR_CONFIG, exc
@@ -497,12 +542,18 @@ class MqttConnection(Connection):
                 return self.CONNECT_ERR_NETWORK, None
             self._client = client
             self._attempt = attempt
+            self._v5_on = v5
             self._requeue_pending_locked("new connection")  # normally empty: the loss requeued them
             self._early_acks.clear()
-        host, port = self._host(), int(auth.port)
-        _logger.info("device %s: connecting to %s:%s (tls=%s)", auth.id, host, port, auth.use_tls())
+            self._early_refusals.clear()
+        host, port = self._host(), int(cast(int, auth.port))  # both checked by DeviceClient
+        _logger.info("device %s: connecting to %s:%s (tls=%s, %s%s)", auth.id, host, port, auth.use_tls(),
+                     network.describe(auth), ", MQTT 5" if v5 else "")
         try:
-            client.connect(host, port, int(conf.keep_alive_time))
+            if v5:
+                client.connect(host, port, int(conf.keep_alive_time), clean_start=True)
+            else:
+                client.connect(host, port, int(conf.keep_alive_time))
         except (OSError, ValueError) as exc:  # refused, unreachable, TLS verification, timeout
             _logger.warning("device %s: connection to %s:%s failed: %s", auth.id, host, port, exc)
             self._abandon(client)
@@ -522,9 +573,11 @@ class MqttConnection(Connection):
             self._abandon(client)
             return self.CONNECT_ERR_NETWORK, TimeoutError("no CONNACK") if code is None else ConnectionError("connection lost")
         if code != 0:
-            _logger.error("device %s: connection refused by the server, CONNACK code %s", auth.id, code)
+            value, name = mqtt5.reason(attempt.connack_reason)
+            _logger.error("device %s: connection refused by the server, CONNACK code %s (%s)", auth.id, code, name)
             self._abandon(client)
-            return code, ConnectionRefusedError(f"CONNACK {code}")
+            # reason_code: the MQTT 5 reason code (on 3.1.1, paho's MQTT 5 number for the return code)
+            return code, ConnectRefusedError(code, reason_code=value, reason_name=name)
         # restore subscriptions before anything else goes out, and wait (bounded) for the SUBACKs
         with self._lock:
             wanted = [(t, 1) for t in self._system_topics()] + list(self._subscriptions.items())
@@ -668,7 +721,7 @@ class MqttConnection(Connection):
 
     def _watchdog_loop(self) -> None:
         """Drop a link on which no PUBACK arrived for ``ack_timeout`` s while messages were in flight."""
-        timeout = float(self._ack_timeout)
+        timeout = float(self._ack_timeout or 0)  # the watchdog only runs when ack_timeout is set
         step = max(0.05, min(1.0, timeout / 4))
         while not self._closed.wait(step):
             with self._lock:
@@ -683,7 +736,7 @@ class MqttConnection(Connection):
     def _drop_link(self, client: mqtt.Client, why: str) -> None:
         """Shut the socket down so paho reports the loss at once (re-queue and reconnect follow)."""
         _logger.warning("device %s: the link looks half-open (%s); dropping it", self._auth.id, why)
-        sock = client.socket()
+        sock = _tcp_socket(client)
         if sock is None:
             return
         try:  # the plain socket's shutdown: an SSLSocket's own would unwrap under paho's feet
@@ -724,7 +777,10 @@ class MqttConnection(Connection):
     def _send(self, client: mqtt.Client, bm: _Out) -> bool:
         """Hand ``bm`` to paho. False when paho did not take it (no connection); True otherwise."""
         try:
-            info = client.publish(bm._o_topic, bm._o_payload, bm._o_qos)
+            if self._v5_on:
+                info = self._publish_v5(client, bm)
+            else:
+                info = client.publish(bm._o_topic, bm._o_payload, bm._o_qos)
         except (ValueError, TypeError) as exc:  # too large, bad payload: not retryable
             self._fail(bm, PublishError.REASON_INVALID, f"publish rejected: {exc}", exc)
             return True
@@ -735,6 +791,24 @@ class MqttConnection(Connection):
                           redact_payload(bm._o_payload))
         self._track(client, bm, info.mid)
         return True
+
+    @staticmethod
+    def _publish_v5(client: mqtt.Client, bm: _Out) -> mqtt.MQTTMessageInfo:
+        """Publish on an MQTT 5 client: its session adds the message's properties and topic alias."""
+        attempt = client.user_data_get()
+        data = getattr(bm, "_o_props", None)
+        session = attempt.v5 if isinstance(attempt, _Attempt) else None
+        if session is None:  # CONNACK not yet processed (cannot happen once online): no alias
+            return client.publish(bm._o_topic, bm._o_payload, bm._o_qos,
+                                  properties=mqtt5.to_paho(data) if data is not None else None)
+        return session.publish(client, bm._o_topic, bm._o_payload, bm._o_qos, data)
+
+    def topic_aliases(self) -> Dict[str, int]:
+        """MQTT 5: topic -> alias agreed on the current connection (empty without aliases; diagnostics)."""
+        client = self._client
+        attempt = client.user_data_get() if client is not None else None
+        session = attempt.v5 if isinstance(attempt, _Attempt) else None
+        return session.aliases if session is not None else {}
 
     def _track(self, client: mqtt.Client, bm: _Out, mid: int) -> None:
         """Hold ``bm`` in the pending map until paho reports ``mid`` (PUBACK at QoS 1, write at QoS 0).
@@ -754,7 +828,7 @@ class MqttConnection(Connection):
         """
         early = self._early_acks
         if early and early.pop(mid, None) is not None:  # paho was quicker (typical for QoS 0)
-            self._succeed(bm, mid)
+            self._succeed_early(bm, mid)
             return
         pending = self._pending
         if not pending and self._ack_timeout:  # (reliability helper) the ack watchdog counts from here
@@ -769,7 +843,16 @@ class MqttConnection(Connection):
             return
         if self._early_acks and self._early_acks.pop(mid, None) is not None:  # acked while inserting
             if pending.pop(mid, None) is bm:
-                self._succeed(bm, mid)
+                self._succeed_early(bm, mid)
+
+    def _succeed_early(self, bm: _Out, mid: int) -> None:
+        """Resolve ``bm`` whose ack came before _track(): a success, unless it was an MQTT 5 refusal."""
+        if self._early_refusals:
+            refusal = self._early_refusals.pop(mid, None)
+            if refusal is not None:
+                self._fail_refused(bm, refusal)
+                return
+        self._succeed(bm, mid)
 
     def _buffer_or_fail_locked(self, bm: _Out, why: str) -> None:
         if self._closed.is_set():
@@ -822,15 +905,18 @@ class MqttConnection(Connection):
         bm._set_success(mid)
         listener = bm._o_listener
         if listener is not None:
-            self._dispatcher.submit(self._call_success, listener, f"publish message success, mid = {mid}")
+            if self._pending:  # more outcomes follow soon: one dispatcher wake-up for the batch (see _on_publish)
+                self._dispatcher.submit_batched(self._call_success, listener, mid)
+            else:
+                self._dispatcher.submit(self._call_success, listener, mid)
 
     def _fail(self, bm: _Out, reason: str, text: str, cause: Optional[BaseException] = None,
-              log_topic: Any = None) -> None:
+              log_topic: Any = None, reason_code: Optional[int] = None) -> None:
         if reason == PublishError.REASON_CLOSED and bm._o_rowid is not None:
             text += "; it stays in the offline queue file and is sent by the next connection"
         else:  # a failed message leaves the durable queue
             self._forget_row(bm, sent=False)
-        exc = PublishError(reason, text)
+        exc = PublishError(reason, text, reason_code)
         if cause is not None:
             exc.__cause__ = cause
         topic = bm._o_topic if log_topic is None else log_topic
@@ -844,10 +930,11 @@ class MqttConnection(Connection):
             self._dispatcher.submit(listener.on_failure, text, exc)
 
     @staticmethod
-    def _call_success(listener: ActionListener, message: str) -> None:
-        listener.on_success(message=message)
+    def _call_success(listener: ActionListener, mid: int) -> None:
+        # the text is built here, on the dispatcher thread, not on paho's
+        listener.on_success(message=f"publish message success, mid = {mid}")
 
-    def _run_handle_callback(self, fn, handle: PublishHandle) -> None:
+    def _run_handle_callback(self, fn: Callable[[PublishHandle], object], handle: PublishHandle) -> None:
         if not self._dispatcher.submit(fn, handle):
             try:
                 fn(handle)
@@ -860,10 +947,10 @@ class MqttConnection(Connection):
         uri = str(self._auth.server_uri)
         for listener in list(self._connect_listeners):
             self._dispatcher.submit(listener.connect_complete, reconnect, uri)
-        for listener in self._action_listeners():
-            self._dispatcher.submit(self._call_action_success, listener)
+        for action_listener in self._action_listeners():
+            self._dispatcher.submit(self._call_action_success, action_listener)
 
-    def _notify_attempt_failed(self, rc: int, err: Optional[BaseException]) -> None:
+    def _notify_attempt_failed(self, rc: int, err: Optional[Exception]) -> None:
         for listener in self._action_listeners():
             self._dispatcher.submit(self._call_action_failure, listener, rc, err)
 
@@ -878,21 +965,26 @@ class MqttConnection(Connection):
         listener.on_success(token=0)
 
     @staticmethod
-    def _call_action_failure(listener: ConnectActionListener, rc: int, err: Optional[BaseException]) -> None:
+    def _call_action_failure(listener: ConnectActionListener, rc: int, err: Optional[Exception]) -> None:
         listener.on_failure(token=rc, err=err)
 
     # ---- paho callbacks (network thread: never block, never call user code) -----------------------------
 
-    def _on_connect(self, client, userdata, flags, rc, properties=None):
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, properties: Any = None) -> None:
         attempt: _Attempt = userdata
         code = 0
         if getattr(rc, "is_failure", False):
-            code = _CONNACK_BY_NAME.get(str(rc)) or _CONNACK_BY_VALUE.get(getattr(rc, "value", -1), 3)
+            code = _CONNACK_BY_NAME.get(str(rc)) or mqtt5.connack_return_code(rc)
+            attempt.connack_reason = rc
+        elif self._v5_on:  # the session exists before anything can be published on this client
+            alias_max = min(int(self._conf.topic_alias_maximum or 0), mqtt5.server_topic_alias_maximum(properties))
+            attempt.v5 = mqtt5.V5Session(alias_max)
         with attempt.cond:
             attempt.connack = code
             attempt.cond.notify_all()
 
-    def _on_subscribe(self, client, userdata, mid, reason_code_list, properties=None):
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_code_list: Any,
+                      properties: Any = None) -> None:
         attempt: _Attempt = userdata
         for rc in reason_code_list or []:
             if getattr(rc, "is_failure", False):
@@ -901,7 +993,8 @@ class MqttConnection(Connection):
             attempt.sub_mids.discard(mid)
             attempt.cond.notify_all()
 
-    def _on_disconnect(self, client, userdata, disconnect_flags, rc, properties=None):
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, disconnect_flags: Any, rc: Any,
+                       properties: Any = None) -> None:
         attempt: _Attempt = userdata
         with attempt.cond:
             attempt.lost = True
@@ -924,11 +1017,15 @@ class MqttConnection(Connection):
         if self._auth.reconnect_on_failure:
             self._start_reconnect_thread()
 
-    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any = None,
+                    properties: Any = None) -> None:
         # network thread (or the publishing thread, for a QoS 0 write made at once), once per PUBACK or
         # write: resolve here without the lock (see _track), wake nobody unless a listener/done-callback
         # needs the dispatcher or close() waits for the drain
         if client is not self._client:
+            return
+        if userdata.v5 is not None and getattr(reason_code, "is_failure", False):  # MQTT 5: a refusing PUBACK
+            self._refused(mid, reason_code)
             return
         pending = self._pending
         bm = pending.pop(mid, None)
@@ -957,13 +1054,45 @@ class MqttConnection(Connection):
             self._outbox.forget(bm, sent=True)
         bm._o_payload = None  # delivered: a handle the caller keeps must not keep the payload alive
         bm._set_success(mid)
-        if bm._o_listener is not None:
-            self._dispatcher.submit(self._call_success, bm._o_listener, f"publish message success, mid = {mid}")
+        listener = bm._o_listener
+        if listener is not None:
+            # A thread wake-up per outcome cost as much CPU as the rest of a QoS 1 report (issue 15). While
+            # more publishes are in flight their outcomes follow soon: hand them to the dispatcher in one
+            # wake-up (at most Dispatcher.BATCH_DELAY later). The last one in flight wakes it at once, so a
+            # program that waits for each outcome before publishing again sees no delay.
+            if pending:
+                self._dispatcher.submit_batched(self._call_success, listener, mid)
+            else:
+                self._dispatcher.submit(self._call_success, listener, mid)
 
-    def _on_message(self, client, userdata, msg):
+    def _refused(self, mid: int, reason_code: Any) -> bool:
+        """MQTT 5: the server refused message ``mid`` in its PUBACK: fail it now, or when _track() gets it."""
+        bm = self._pending.pop(mid, None)
+        if bm is None:
+            # the ack beat _track(): record the refusal, then leave the early mark (in that order, so
+            # _track() always finds the refusal with the mark), then look once more, as _on_publish does
+            self._early_refusals[mid] = reason_code
+            self._early_acks[mid] = time.monotonic()
+            bm = self._pending.pop(mid, None)
+            if bm is None:
+                return True
+            self._early_acks.pop(mid, None)
+            self._early_refusals.pop(mid, None)
+        self._fail_refused(bm, reason_code)
+        return True
+
+    def _fail_refused(self, bm: _Out, reason_code: Any) -> None:
+        if bm._o_counted or bm._o_rowid is not None:  # it reached the server: out of the buffer and the file
+            self._outbox.forget(bm, sent=True)
+        value, name = mqtt5.reason(reason_code)
+        text = f"the server refused the publish: {name} (reason code 0x{value or 0:02X})"
+        self._fail(bm, PublishError.REASON_REFUSED, text, reason_code=value)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: Any) -> None:  # msg: paho's MQTTMessage
         if _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("received topic=%s payload=%s", msg.topic, redact_payload(msg.payload))
         listener = self._raw_msg_listener
         if listener is None:
             return
-        self._dispatcher.submit(listener.on_message_received, RawMessage(msg.topic, msg.payload, msg.qos))
+        v5_data = MqttV5Data.from_paho(msg.properties) if userdata.v5 is not None else None
+        self._dispatcher.submit(listener.on_message_received, RawMessage(msg.topic, msg.payload, msg.qos, v5_data))

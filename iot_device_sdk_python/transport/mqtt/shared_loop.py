@@ -30,9 +30,12 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, TYPE_CHECKING, Tuple
 
 from iot_device_sdk_python.transport.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 _logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class SharedNetworkLoop:
     Threads start on first use; :meth:`close` stops and joins them.
     """
 
-    def __init__(self, dispatcher_threads: int = 4, name: str = "iot-shared-loop", tick: float = 1.0):
+    def __init__(self, dispatcher_threads: int = 4, name: str = "iot-shared-loop", tick: float = 1.0) -> None:
         if not isinstance(dispatcher_threads, int) or dispatcher_threads < 1:
             raise ValueError("dispatcher_threads must be an int >= 1")
         self._name = name
@@ -78,21 +81,21 @@ class SharedNetworkLoop:
         """A per-device dispatcher (FIFO, one callback at a time) running on this loop's pool."""
         return PooledDispatcher(self._pool, name)
 
-    def attach(self, client) -> None:
+    def attach(self, client: mqtt.Client) -> None:
         """Let this loop drive ``client`` (a paho ``Client``). Call before ``client.connect()`` and do
         not call ``loop_start()``/``loop_forever()`` on it."""
         with self._lock:
             if self._stopping:
                 raise RuntimeError("the shared network loop is closed")
             self._clients.add(client)
-            client._iot_shared_loop = self  # lets MqttConnection find the loop when retiring the client
+            setattr(client, "_iot_shared_loop", self)  # lets MqttConnection find the loop when retiring the client
             self._ensure_thread_locked()
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
 
-    def detach(self, client, timeout: float = 2.0) -> None:
+    def detach(self, client: mqtt.Client, timeout: float = 2.0) -> None:
         """Wait (at most ``timeout`` s) until ``client``'s socket is closed (e.g. after ``disconnect()``
         was written), then force-close it and forget the client."""
         deadline = time.monotonic() + timeout
@@ -110,7 +113,7 @@ class SharedNetworkLoop:
             self._clients.discard(client)
 
     @staticmethod
-    def loop_of(client) -> Optional["SharedNetworkLoop"]:
+    def loop_of(client: mqtt.Client) -> Optional["SharedNetworkLoop"]:
         """The loop ``client`` is attached to, or None."""
         return getattr(client, "_iot_shared_loop", None)
 
@@ -148,19 +151,19 @@ class SharedNetworkLoop:
     def __enter__(self) -> "SharedNetworkLoop":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---- paho socket callbacks (any thread) ---------------------------------------------------------
 
-    def _on_socket_open(self, client, userdata, sock) -> None:
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         with self._lock:
             self._socks[sock.fileno()] = (client, sock)
             self._fd_by_client[id(client)] = sock.fileno()
             self._sel.register(sock, selectors.EVENT_READ, client)
         self._wake()
 
-    def _on_socket_close(self, client, userdata, sock) -> None:
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         with self._lock:
             fd = sock.fileno()
             if self._socks.get(fd, (None,))[0] is client:
@@ -172,13 +175,13 @@ class SharedNetworkLoop:
                     pass
             self._closed_cond.notify_all()
 
-    def _on_register_write(self, client, userdata, sock) -> None:
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._set_write(client, sock, True)
 
-    def _on_unregister_write(self, client, userdata, sock) -> None:
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._set_write(client, sock, False)
 
-    def _set_write(self, client, sock, want: bool) -> None:
+    def _set_write(self, client: mqtt.Client, sock: Any, want: bool) -> None:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want else 0)
         with self._lock:
             fd = sock.fileno()
@@ -192,7 +195,7 @@ class SharedNetworkLoop:
         if want:
             self._wake()
 
-    def _fd_of(self, client) -> Optional[int]:
+    def _fd_of(self, client: mqtt.Client) -> Optional[int]:
         return self._fd_by_client.get(id(client))
 
     def _wake(self) -> None:
@@ -243,7 +246,7 @@ class SharedNetworkLoop:
                         if sock is not None:
                             self._set_write(client, sock, True)
 
-    def _service(self, client, sock, mask: int) -> None:
+    def _service(self, client: mqtt.Client, sock: Any, mask: int) -> None:
         if mask & selectors.EVENT_READ:
             self._guard(client, client.loop_read)
             # TLS may hold decrypted bytes the selector cannot see
@@ -257,7 +260,7 @@ class SharedNetworkLoop:
         if client.want_write() and client.socket() is sock:
             self._set_write(client, sock, True)
 
-    def _guard(self, client, fn: Callable[[], Any]) -> bool:
+    def _guard(self, client: mqtt.Client, fn: Callable[[], Any]) -> bool:
         try:
             fn()
             return True
@@ -271,12 +274,12 @@ class SharedNetworkLoop:
 class _DispatcherPool:
     """A fixed set of daemon threads running ready :class:`PooledDispatcher` queues."""
 
-    def __init__(self, size: int, name: str):
+    def __init__(self, size: int, name: str) -> None:
         self._size = size
         self._name = name
         self._ready: Deque[Any] = collections.deque()
         self._cond = threading.Condition()
-        self._threads: list = []
+        self._threads: List[threading.Thread] = []
         self._closed = False
 
     def schedule(self, strand: "PooledDispatcher") -> bool:
@@ -320,7 +323,7 @@ class PooledDispatcher(Dispatcher):
 
     BATCH = 64  # calls run before yielding the pool thread to other devices
 
-    def __init__(self, pool: _DispatcherPool, name: str = "iot-dispatcher"):
+    def __init__(self, pool: _DispatcherPool, name: str = "iot-dispatcher") -> None:
         super().__init__(name)
         self._pool = pool
         self._lock = threading.Lock()
@@ -340,6 +343,10 @@ class PooledDispatcher(Dispatcher):
                 self._scheduled = False
             return False
         return True
+
+    def submit_batched(self, fn: Callable[..., Any], *args: Any) -> bool:
+        # the pool already runs up to BATCH calls per scheduling: no delayed wake-up here
+        return self.submit(fn, *args)
 
     def in_dispatcher_thread(self) -> bool:
         return getattr(_local, "current", None) is self

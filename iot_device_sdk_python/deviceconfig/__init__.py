@@ -1,0 +1,1 @@
+"""Remote configuration (``$device_config``): the platform pushes a configuration, the device answers."""
