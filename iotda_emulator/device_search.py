@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 MAX_LENGTH = 400
 MAX_CONDITIONS = 5
@@ -283,15 +283,25 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
     raise SearchSyntaxError(f"unknown operator {op}")
 
 
-def matches(query: Query, device: Dict[str, Any], multi: Callable[[str], Sequence[Any]]) -> bool:
+def row_values(device: Dict[str, Any], field: str) -> List[Any]:
+    """The values of a many-valued field of a search row: ``tag_key``/``tag_value`` from its ``tags``
+    (``[{tag_key, tag_value}]``), ``group_id`` from its ``groups`` (static group ids)."""
+    if field in ("tag_key", "tag_value"):
+        return [t.get(field) for t in device.get("tags") or []]
+    if field == "group_id":
+        return list(device.get("groups") or [])
+    return []
+
+
+def matches(query: Query, device: Dict[str, Any]) -> bool:
     """True when ``device`` (a flat dict of the searchable fields) satisfies the WHERE clause.
 
-    ``multi(field)`` gives the values of a many-valued field (``tag_key``, ``tag_value``, ``group_id``): a
-    condition on it holds when it holds for one of them (``!=``/``not in``: for none of them).
+    A condition on a many-valued field (``tag_key``, ``tag_value``, ``group_id``; see :func:`row_values`) holds
+    when it holds for one of its values (``!=``/``not in``: for none of them).
     """
     def holds(cond: Condition) -> bool:
         if cond.field in ("tag_key", "tag_value", "group_id"):
-            values = list(multi(cond.field))
+            values = row_values(device, cond.field)
             if cond.op in ("!=", "not in"):
                 positive = Condition(cond.field, "=" if cond.op == "!=" else "in", cond.value)
                 return not any(_one(positive, v) for v in values)
@@ -311,12 +321,10 @@ def _one(cond: Condition, actual: Any) -> bool:
     return _compare(actual, cond.op, cond.value)
 
 
-def run(query: Query, devices: List[Dict[str, Any]],
-        multi: Optional[Callable[[Dict[str, Any], str], Sequence[Any]]] = None) -> Tuple[List[Dict[str, Any]], int]:
-    """Apply ``query`` to ``devices`` (flat dicts with a ``marker``, in creation order): the page of matching
-    devices (projected onto the selected fields, empty for count) and the number of matches."""
-    pick = multi or (lambda _d, _f: [])
-    hits = [d for d in devices if matches(query, d, lambda f, d=d: pick(d, f))]
+def run(query: Query, devices: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], int]:
+    """Apply ``query`` to ``devices`` (flat dicts with a ``marker``, ``tags`` and ``groups``, in creation order):
+    the page of matching devices (projected onto the selected fields, empty for count) and the number of matches."""
+    hits = [d for d in devices if matches(query, d)]
     if query.descending:
         hits.reverse()
     if query.is_count:

@@ -150,8 +150,7 @@ class DeviceGroups:
         group = self._require(group_id)
         if group["group_type"] == DYNAMIC:
             query = parse_rule(group["dynamic_group_rule"])
-            return [d["device_id"] for d in rows() if device_search.matches(query, d, lambda f, d=d:
-                                                                          self.multi_value(d["device_id"], f))]
+            return [d["device_id"] for d in rows() if device_search.matches(query, d)]
         present = {d["device_id"] for d in rows()}
         return [r["device_id"] for r in self.db.query(
             "SELECT device_id FROM device_group_members WHERE group_id=? ORDER BY rowid", (group_id,))
@@ -212,17 +211,6 @@ class DeviceGroups:
                                      (t.get("tag_key"), t.get("tag_value")))
             found.update(r["device_id"] for r in rows)
         return sorted(found)
-
-    def multi_value(self, device_id: str, field: str) -> List[Any]:
-        """The values of a many-valued search field for a device: ``tag_key``, ``tag_value``, ``group_id``
-        (static memberships; dynamic groups are not searchable by id, to keep rules from referring to rules)."""
-        if field == "tag_key":
-            return [t["tag_key"] for t in self.tags_of(device_id)]
-        if field == "tag_value":
-            return [t["tag_value"] for t in self.tags_of(device_id)]
-        if field == "group_id":
-            return self.static_groups_of(device_id)
-        return []
 
     def forget_device(self, device_id: str) -> None:
         """Remove a deleted device's tags and memberships."""

@@ -66,15 +66,12 @@ class MessageLog:
     def take_pending(self, carrier: str) -> List[Tuple[str, str, str, bytes, int]]:
         """The cached messages ``carrier`` must now receive, oldest first, as (device id, message id, topic,
         data, qos); each is marked DELIVERED, and those past their ttl TIMEOUT instead (and left out)."""
-        now = self._clock()
         out: List[Tuple[int, str, str, str, bytes, int]] = []
         with self._lock:
             for device_id, records in self._by_device.items():
+                self._expire_locked(records)
                 for rec in records:
                     if rec["status"] != PENDING or rec["_carrier"] != carrier:
-                        continue
-                    if rec["_expires"] is not None and rec["_expires"] <= now:
-                        self._finish(rec, TIMEOUT, "message ttl expired before the device connected")
                         continue
                     self._finish(rec, DELIVERED)
                     out.append((rec["_seq"], device_id, rec["message_id"], rec["_topic"], rec["_data"], rec["_qos"]))
@@ -131,12 +128,6 @@ class MessageLog:
         """Drop every record of a deleted device."""
         with self._lock:
             self._by_device.pop(device_id, None)
-
-    def pending_count(self, carrier: str) -> int:
-        """How many messages are cached for ``carrier``."""
-        with self._lock:
-            return sum(1 for records in self._by_device.values() for r in records
-                       if r["status"] == PENDING and r["_carrier"] == carrier)
 
 
 def _public(rec: dict) -> dict:

@@ -217,9 +217,8 @@ class BaseApiHandler(tornado.web.RequestHandler):
         else:
             self.reply({id_key: request_id, "response": core.answer_of(kind, response)})
 
-    def command_body(self) -> Tuple[Optional[str], Optional[str], dict]:
-        """``(service_id, command_name, paras)`` of a command request body (sync or async); 400 when invalid."""
-        body = self.json_body()
+    def command_body(self, body: dict) -> Tuple[Optional[str], Optional[str], dict]:
+        """``(service_id, command_name, paras)`` of a command request ``body`` (sync or async); 400 when invalid."""
         service_id = _opt_str(body, "service_id", max_len=64)
         command_name = _opt_str(body, "command_name", max_len=128)
         paras = body.get("paras")
@@ -353,6 +352,13 @@ def _device_view(record: dict, online: bool, *, full: bool, versions: Optional[d
             "extension_info": record.get("extension_info"),
         })
     return view
+
+
+def _full_view(emulator: Any, record: dict) -> dict:
+    """ShowDevice's view of ``record``: with its tags, online state and reported versions (blocking)."""
+    device_id = record["device_id"]
+    return _device_view(dict(record, tags=emulator.core.groups.tags_of(device_id)), emulator.is_online(device_id),
+                        full=True, versions=reported_versions(emulator, device_id))
 
 
 def _shadow_view(entries: List[dict]) -> List[dict]:
@@ -515,12 +521,14 @@ class DevicesHandler(BaseApiHandler):
             if marker in ids:
                 records = records[ids.index(marker) + 1:]
         page = records[offset:offset + limit]
-        page = [dict(r, tags=await self.call(self.emulator.core.groups.tags_of, r["device_id"])) for r in page]
-        online = await self.call(lambda: {r["device_id"]: self.emulator.is_online(r["device_id"]) for r in page})
-        versions = await self.call(lambda: {r["device_id"]: reported_versions(self.emulator, r["device_id"])
-                                            for r in page})
-        devices = [_device_view(r, online.get(r["device_id"], False), full=False,
-                                versions=versions.get(r["device_id"])) for r in page]
+        emulator = self.emulator
+
+        def views() -> List[dict]:   # one worker-pool hop for the page's tags, online states and versions
+            return [_device_view(dict(r, tags=emulator.core.groups.tags_of(r["device_id"])),
+                                 emulator.is_online(r["device_id"]), full=False,
+                                 versions=reported_versions(emulator, r["device_id"])) for r in page]
+
+        devices = await self.call(views)
         self.reply({"devices": devices,
                     "page": {"count": count, "marker": page[-1]["device_id"] if page else marker}})
 
@@ -552,20 +560,14 @@ class DeviceHandler(BaseApiHandler):
             record = await self.call(self.emulator.update_device, device_id, **fields)
         except (errors.DeviceNotFound, ValueError, TypeError) as exc:
             raise _emulator_error(exc, device_id) from None
-        record["tags"] = await self.call(self.emulator.core.groups.tags_of, device_id)
-        online = await self.call(self.emulator.is_online, device_id)
-        versions = await self.call(reported_versions, self.emulator, device_id)
-        view = _device_view(record, online, full=True, versions=versions)
+        view = await self.call(_full_view, self.emulator, record)
         view["auth_info"].pop("secret", None)   # UpdateDevice answers auth_info without the secret
         self.reply(view)
 
     @api
     async def get(self, project_id: str, device_id: str) -> None:
         record = await self.require_device(device_id)
-        record["tags"] = await self.call(self.emulator.core.groups.tags_of, device_id)
-        online = await self.call(self.emulator.is_online, device_id)
-        versions = await self.call(reported_versions, self.emulator, device_id)
-        self.reply(_device_view(record, online, full=True, versions=versions))
+        self.reply(await self.call(_full_view, self.emulator, record))
 
     @api
     async def delete(self, project_id: str, device_id: str) -> None:
@@ -631,7 +633,7 @@ class CommandsHandler(BaseApiHandler):
 
     @api
     async def post(self, project_id: str, device_id: str) -> None:
-        service_id, command_name, paras = self.command_body()
+        service_id, command_name, paras = self.command_body(self.json_body())
         await self.require_device(device_id)
         await self.platform_request("command_id", topics.COMMAND, device_id,
                                     {"service_id": service_id, "command_name": command_name}, paras=paras)

@@ -50,8 +50,8 @@ class AsyncCommandsHandler(_AsyncBase):
 
     @api
     async def post(self, project_id: str, device_id: str) -> None:
-        service_id, command_name, paras = self.command_body()
         body = self.json_body()
+        service_id, command_name, paras = self.command_body(body)
         send_strategy = body.get("send_strategy")
         expire_time = body.get("expire_time")
         await self.require_device(device_id)

@@ -76,13 +76,8 @@ class SearchDevicesHandler(BaseApiHandler):
             query = device_search.parse(body.get("sql"))
         except device_search.SearchSyntaxError as exc:
             raise bad_request(f"'sql' is not a valid search statement: {exc}.") from None
-        groups = self.emulator.core.groups
-
-        def search() -> tuple:   # on the worker pool: it reads the registry, tags and groups
-            return device_search.run(query, search_rows(self.emulator),
-                                     lambda d, f: groups.multi_value(d["device_id"], f))
-
-        page, count = await self.call(search)
+        # on the worker pool: the rows read the registry, tags and groups
+        page, count = await self.call(lambda: device_search.run(query, search_rows(self.emulator)))
         self.reply({"devices": page, "count": count})
 
 

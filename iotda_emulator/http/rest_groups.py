@@ -122,7 +122,7 @@ class DevicesInGroupHandler(_GroupsBase):
         rows = await self.call(search_rows, self.emulator)
         ids = await self.run(self.groups.members, group_id, lambda: rows)
         by_id = {r["device_id"]: r for r in rows}
-        items = [dict(by_id[i], marker=by_id[i]["marker"]) for i in reversed(ids)]   # newest first
+        items = [by_id[i] for i in reversed(ids)]   # newest first; each row carries its marker
         page, info = self.paged(items)
         self.reply({"devices": [{k: d.get(k) for k in ("device_id", "node_id", "device_name", "product_id")}
                                 for d in page], "page": info})
