@@ -1,7 +1,8 @@
 """The access front: IoTDA's CONNECT rules in front of Mosquitto, one link per device, fault hooks.
 
 Devices connect here (plain TCP and TLS). The front reads the CONNECT, asks its authenticator, answers
-the CONNACK itself on refusal, and on acceptance opens a connection to Mosquitto, forwards the CONNECT
+the CONNACK itself on refusal, and on acceptance (or, for a brokerless link, once the device needs the broker:
+see :class:`AccessFront`) opens a connection to Mosquitto, forwards the CONNECT
 (with the username set to the authenticated device id), subscribes the device implicitly to its system
 downlinks, and then forwards packets both ways, except that device PUBLISH and SUBSCRIBE packets are
 checked against IoTDA's topic rules (:mod:`iotda_emulator.topic_acl`) and, when :class:`FrontLimits` are
@@ -63,6 +64,7 @@ ViolationCallback = Callable[[str, str, str, dict], None]
 
 _PINGRESP = 13
 _PINGREQ = bytes([mp.PINGREQ << 4, 0])
+_PINGRESP_RAW = bytes([_PINGRESP << 4, 0])
 _DIRECT_WRITE_LIMIT = 64 * 1024   # bytes in a socket's buffer above which packets go through the queue again
 _ALLOWED_TOPICS_PER_LINK = 256    # remembered allowed sys/ topics per link (cleared when full)
 
@@ -224,6 +226,16 @@ class _Link:
         self.ping_every = 0.0
         self.pinged_at = time.monotonic()
         self.own_pings = 0
+        # queues toward the broker / the device (the broker's stays None while the link is brokerless)
+        self.up_q: Optional[asyncio.Queue] = None
+        self.down_q: Optional[asyncio.Queue] = None
+        # brokerless link (AccessFront.brokerless_links): the CONNECT to send when the broker is needed after all,
+        # the device's keep-alive (the front enforces it until then), when it last sent something, the timer
+        self.connect_raw: Optional[bytes] = None
+        self.keepalive = 0
+        self.last_seen = time.monotonic()
+        self.watchdog: Optional[asyncio.TimerHandle] = None
+        self.broker_tasks: List[asyncio.Task] = []
 
     def abort(self) -> None:
         """Close both sides at once (RST where possible)."""
@@ -276,6 +288,14 @@ class AccessFront:
     packets held by fault hooks) still goes through the broker, and once one PUBLISH of a link did, the
     rest of that link's do too (the platform sees a device's messages in the order sent).
 
+    Brokerless links (``brokerless_links``, with ``platform_intake``): a device link opens its Mosquitto
+    connection only when the device needs the broker: its first packet the front does not handle itself (a
+    SUBSCRIBE/UNSUBSCRIBE, a PUBLISH not handed over directly, anything else). Until then the front sends the
+    CONNACK, answers PINGREQ, ends the link on DISCONNECT, drops a device silent for 1.5 x its keep-alive, and
+    the platform's downlinks to the device come through :meth:`deliver_direct` (written as QoS 0 PUBLISH,
+    as the implicit subscription delivers them). A CONNECT with a will, clean session 0 or MQTT 5, and a link
+    whose implicit filters are not all under its own ``$oc/devices/{id}/`` (a bridge), open the broker at once.
+
     Callbacks (run on the front's loop thread, must not block): ``on_online(device_id)`` after the broker
     accepted the link, ``on_ready(device_id)`` once the implicit subscription is in place,
     ``on_offline(device_id)`` when its current link ends.
@@ -295,7 +315,8 @@ class AccessFront:
                  service_account: str = SERVICE_ACCOUNT, max_pending_connects: int = 256,
                  max_queued_bytes: int = 8 * 1024 * 1024, ws_port: Optional[int] = None,
                  ws_path: str = "/mqtt",
-                 platform_intake: Optional[Callable[[str, bytes], None]] = None) -> None:
+                 platform_intake: Optional[Callable[[str, bytes], None]] = None,
+                 brokerless_links: bool = False) -> None:
         self.broker_address = broker_address
         self.authenticator = authenticator
         self.host = host
@@ -338,6 +359,17 @@ class AccessFront:
         self.platform_intake = platform_intake
         #: device PUBLISH packets handed straight to ``platform_intake``
         self.direct_uplinks = 0
+        #: brokerless links (needs ``platform_intake``, and the platform handing its downlinks to
+        #: :meth:`deliver_direct`): see the class docstring
+        self.brokerless_links = bool(brokerless_links)
+        #: brokerless links by device id, until the broker has their implicit subscription (written on the loop
+        #: thread only; :meth:`deliver_direct` reads it from the platform's threads)
+        self._direct_links: Dict[str, _Link] = {}
+        #: platform downlinks written to devices by the front itself (:meth:`deliver_direct`)
+        self.direct_downlinks = 0
+        #: links that were accepted without a broker connection / opened one later
+        self.brokerless_accepted = 0
+        self.brokerless_opened = 0
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self) -> "AccessFront":
@@ -592,12 +624,16 @@ class AccessFront:
         if admitted is None:
             return
         pkt, info, device_id = admitted
-        try:
-            b_reader, b_writer = await self._open_broker()
-        except (OSError, asyncio.TimeoutError) as exc:
-            logger.warning("%s: broker unreachable for %s: %s", self.name, device_id, exc)
-            await self._refuse(writer, mp.SERVER_UNAVAILABLE, info.protocol_level)
-            return
+        implicit = list(dict.fromkeys(self.implicit_topics(device_id)))
+        brokerless = self._may_skip_broker(info, device_id, implicit)
+        b_reader = b_writer = None
+        if not brokerless:
+            try:
+                b_reader, b_writer = await self._open_broker()
+            except (OSError, asyncio.TimeoutError) as exc:
+                logger.warning("%s: broker unreachable for %s: %s", self.name, device_id, exc)
+                await self._refuse(writer, mp.SERVER_UNAVAILABLE, info.protocol_level)
+                return
         link = _Link(device_id, info.protocol_level, writer)
         link.broker_writer = b_writer
         link.delay = self._fault_delay.get(device_id, 0.0)
@@ -606,18 +642,169 @@ class AccessFront:
         if old is not None:
             logger.info("%s: %s connected again; closing its older connection", self.name, device_id)
             old.abort()
+            if self._direct_links.get(device_id) is old:   # the platform's next downlinks are the new link's
+                del self._direct_links[device_id]
         try:
-            await self._serve(link, info, pkt, reader, writer, b_reader, b_writer)
+            if brokerless:
+                await self._serve_brokerless(link, info, pkt, implicit, reader)
+            else:
+                await self._serve(link, info, pkt, reader, writer, b_reader, b_writer)
         except asyncio.CancelledError:
             pass
         except Exception:  # noqa: BLE001
             logger.exception("%s: link of %s failed", self.name, device_id)
         finally:
             link.abort()
+            if link.watchdog is not None:
+                link.watchdog.cancel()
+            if self._direct_links.get(device_id) is link:
+                del self._direct_links[device_id]
             if self._links.get(device_id) is link:
                 del self._links[device_id]
                 if link.connected_at:
                     self._notify(self.on_offline, device_id)
+
+    def _may_skip_broker(self, info: mp.ConnectInfo, device_id: str, implicit: List[str]) -> bool:
+        """True when the link may start without a Mosquitto connection (see the class docstring).
+
+        A will must be published by the broker, a persistent session (clean session 0) lives there, and an
+        MQTT 5 CONNACK carries the broker's own limits (topic aliases, receive maximum): those open it at once.
+        """
+        if not self.brokerless_links or self.platform_intake is None:
+            return False
+        if info.protocol_level not in (3, 4) or info.will_flag or not info.clean_session:
+            return False
+        root = f"{topics.PREFIX}{device_id}/"   # not device_root(): a bridge's identity is no topic level
+        return all(f.startswith(root) for f in implicit)
+
+    async def _serve_brokerless(self, link: _Link, info: mp.ConnectInfo, pkt: mp.Packet, implicit: List[str],
+                                reader: asyncio.StreamReader) -> None:
+        """Serve a link without a broker connection until the device needs one (:meth:`_open_late`)."""
+        link.connect_raw = pkt.raw if info.username == link.device_id else mp.encode_connect(
+            mp.with_username(info, link.device_id))
+        link.keepalive = info.keepalive
+        writer = link.client_writer
+        writer.write(mp.connack(mp.ACCEPTED, link.level))
+        await writer.drain()
+        self.brokerless_accepted += 1
+        logger.info("%s: %s online (no broker link yet)", self.name, link.device_id)
+        link.down_q = asyncio.Queue()
+        link.implicit = {f: 0 for f in implicit}
+        if self._links.get(link.device_id) is link:
+            # before the platform hears of the device: it may send at once
+            self._direct_links[link.device_id] = link
+        self._notify(self.on_online, link.device_id)
+        self._mark_ready(link)
+        if link.keepalive:
+            link.last_seen = time.monotonic()
+            link.watchdog = asyncio.get_running_loop().call_later(1.5 * link.keepalive, self._watch, link)
+        tasks = [asyncio.ensure_future(c) for c in (
+            self._read_device(link, reader, None, link.down_q),
+            self._write_side(link, writer, link.down_q, False), link.closed.wait())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            tasks += link.broker_tasks
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _watch(self, link: _Link) -> None:
+        """Keep-alive of a brokerless link (MQTT 3.1.1 §3.1.2.10): end it after 1.5 x keep-alive of silence."""
+        link.watchdog = None
+        if link.closed.is_set() or link.broker_writer is not None:
+            return   # gone, or the broker enforces it now
+        limit = 1.5 * link.keepalive
+        idle = time.monotonic() - link.last_seen
+        if idle < limit:
+            link.watchdog = asyncio.get_running_loop().call_later(limit - idle, self._watch, link)
+            return
+        logger.info("%s: %s sent nothing for %.0f s (keep-alive %d s); closed", self.name, link.device_id, idle,
+                    link.keepalive)
+        self._to_device(link, link.down_q, None)   # ends the link; held while paused, as the broker's close is
+
+    async def _open_late(self, link: _Link) -> bool:
+        """Give a brokerless link its Mosquitto connection (the device sent something only the broker handles).
+
+        The front's implicit SUBSCRIBE goes first; until its SUBACK the platform keeps handing downlinks to
+        :meth:`deliver_direct` (queued toward the device like the broker's, so their order holds). False when
+        the broker cannot be had (the link is then ended).
+        """
+        try:
+            b_reader, b_writer = await self._open_broker()
+        except (OSError, asyncio.TimeoutError) as exc:
+            logger.warning("%s: broker unreachable for %s: %s", self.name, link.device_id, exc)
+            return False
+        ack = None
+        try:
+            b_writer.write(link.connect_raw or b"")
+            ack = await asyncio.wait_for(mp.read_packet(b_reader), self.connect_timeout)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError):
+            pass
+        if ack is None or ack.type != mp.CONNACK or mp.connack_code(ack) != 0 or link.closed.is_set():
+            if not link.closed.is_set():
+                logger.warning("%s: the broker did not accept the link of %s (%s); closed", self.name,
+                               link.device_id, "no CONNACK" if ack is None or ack.type != mp.CONNACK
+                               else f"CONNACK {mp.connack_code(ack)}")
+            _close(b_writer)
+            return False
+        self.brokerless_opened += 1
+        logger.debug("%s: %s now has a broker link", self.name, link.device_id)
+        link.broker_writer, link.connect_raw = b_writer, None
+        if link.watchdog is not None:   # the broker enforces the keep-alive from now on
+            link.watchdog.cancel()
+            link.watchdog = None
+        link.ping_every, link.pinged_at = link.keepalive / 4, time.monotonic()
+        link.up_q = asyncio.Queue()
+        if link.implicit:
+            self._send_implicit(link, link.up_q, list(link.implicit), list(link.implicit.values()))
+        link.broker_tasks = [asyncio.ensure_future(c) for c in (
+            self._write_side(link, b_writer, link.up_q, True),
+            self._read_broker(link, b_reader, link.down_q, link.up_q))]
+        for t in link.broker_tasks:
+            t.add_done_callback(lambda _t, closed=link.closed: closed.set())
+        return True
+
+    def deliver_direct(self, topic: str, payload: bytes) -> bool:
+        """Write a platform downlink to a brokerless link of this front (thread-safe); False when none takes it.
+
+        Taken when ``topic`` is under ``$oc/devices/{id}/`` of a device whose link has no broker subscription
+        yet and one of its implicit filters matches it; the device gets it as a QoS 0 PUBLISH, in order with
+        everything else the front sends it. Otherwise the caller publishes through the broker as before.
+        """
+        if not self._direct_links or not topic.startswith(topics.PREFIX):
+            return False
+        link = self._direct_links.get(topic[len(topics.PREFIX):].partition("/")[0])
+        if link is None or not any(topics.topic_matches(f, topic) for f in link.implicit):
+            return False
+        raw = mp.encode_publish(topic, payload, 0)
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, link, raw)
+        except RuntimeError:   # the front is stopping: its links are gone
+            return False
+        return True
+
+    def drop_brokerless(self) -> None:
+        """Close every link that has no broker connection (thread-safe, returns at once): the broker is gone,
+        which drops every other link; a device is not to see the platform's outage differently by its link."""
+        def _drop() -> None:
+            gone = [link for link in self._links.values() if link.broker_writer is None]
+            for link in gone:
+                link.abort()
+            if gone:
+                logger.info("%s: broker lost; closed %d links without a broker connection", self.name, len(gone))
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                loop.call_soon_threadsafe(_drop)
+            except RuntimeError:   # stopping
+                pass
+
+    def _deliver(self, link: _Link, raw: bytes) -> None:
+        if link.closed.is_set() or link.down_q is None:
+            return   # the device left in between: dropped, as the broker drops QoS 0 to a gone client
+        self.direct_downlinks += 1
+        self._to_device(link, link.down_q, raw)
 
     async def _serve(self, link: _Link, info: mp.ConnectInfo, pkt: mp.Packet, reader, writer, b_reader,
                      b_writer) -> None:
@@ -637,8 +824,10 @@ class AccessFront:
         logger.info("%s: %s online", self.name, link.device_id)
         self._notify(self.on_online, link.device_id)
         link.ping_every, link.pinged_at = info.keepalive / 4, time.monotonic()
+        link.keepalive = info.keepalive
         up_q: asyncio.Queue = asyncio.Queue()
         down_q: asyncio.Queue = asyncio.Queue()
+        link.up_q, link.down_q = up_q, down_q
         # the implicit subscription goes out before any packet of the device, so it is in place before
         # anything the device does (and before the platform, told on its SUBACK, sends anything)
         implicit = list(dict.fromkeys(self.implicit_topics(link.device_id)))
@@ -736,11 +925,17 @@ class AccessFront:
                     if limits is not None and limits.strict and exc.first_byte >> 4 == mp.PUBLISH:
                         await self._violate(link, "payload_too_large", "", exc.first_byte, size=exc.length)
                     raise
-                if not batch or await self._from_device(link, batch, limits, up_q, down_q):
+                if link.gate.is_set():   # a paused link's packets do not count for its keep-alive
+                    link.last_seen = time.monotonic()
+                # link.up_q: a brokerless link gets one when it opens its broker connection
+                if not batch or await self._from_device(link, batch, limits, link.up_q, down_q):
                     break
         except (asyncio.IncompleteReadError, mp.PacketError, ConnectionError, OSError) as exc:
             logger.debug("%s: device side of %s ended: %s", self.name, link.device_id, type(exc).__name__)
-        self._to_broker(link, up_q, None)
+        if link.up_q is not None:
+            self._to_broker(link, link.up_q, None)
+        else:   # brokerless: end after what is queued toward the device (held while paused)
+            self._to_device(link, down_q, None)
         await asyncio.Event().wait()  # stay pending: the writer side ends the link after draining
 
     async def _from_device(self, link: _Link, batch: List[mp.Packet], limits: Optional[FrontLimits],
@@ -749,6 +944,12 @@ class AccessFront:
         run: List[bytes] = []
         for pkt in batch:
             ptype = pkt.type
+            if up_q is None and ptype != mp.PUBLISH:   # brokerless: what the front answers itself
+                if ptype == mp.PINGREQ:
+                    self._to_device(link, down_q, _PINGRESP_RAW)
+                    continue
+                if ptype == mp.DISCONNECT:
+                    return True
             if ptype == mp.PUBLISH:
                 if limits is not None and limits.strict and (pkt.first_byte & 0x05 or len(pkt.body) > limits.max_payload):
                     self._flush_up(link, up_q, run)
@@ -769,7 +970,11 @@ class AccessFront:
                     if await self._hand_over(link, pkt, up_q, down_q):
                         continue
                     link.via_broker = True
-            elif ptype == mp.SUBSCRIBE:
+            if up_q is None:   # brokerless, and this packet needs the broker
+                if link.closed.is_set() or not await self._open_late(link):
+                    return True
+                up_q = link.up_q
+            if ptype == mp.SUBSCRIBE:
                 self._flush_up(link, up_q, run)
                 self._device_subscribe(link, pkt, up_q, down_q)
                 continue
@@ -820,9 +1025,12 @@ class AccessFront:
                 if time.monotonic() >= deadline:
                     return False
                 await asyncio.sleep(0.001)
-        if not self._direct(link, link.broker_writer, up_q, link.up_busy):
+        if link.broker_writer is None:   # brokerless: fault hooks hold or delay packets on the broker path only
+            if link.delay or not link.gate.is_set():
+                return False
+        elif not self._direct(link, link.broker_writer, up_q, link.up_busy):
             return False
-        if link.ping_every:
+        elif link.ping_every:
             now = time.monotonic()
             if now - link.pinged_at >= link.ping_every:
                 link.pinged_at = now
@@ -1012,6 +1220,9 @@ class AccessFront:
             return pkt.raw
         record = link.sub_fifo.popleft()
         if record.device_pid is None:
+            if self._direct_links.get(link.device_id) is link:
+                # the broker holds the implicit subscription now: the platform's next downlinks go through it
+                del self._direct_links[link.device_id]
             self._mark_ready(link)
             return None
         if all(c is None for c in record.codes):

@@ -49,6 +49,7 @@ from iotda_emulator.topic_check import check_publish_topic
 logger = logging.getLogger(__name__)
 
 DESIRED_PROTECTION_S = 300.0   # doc/protocol.md §6.3: no re-delivery for 5 min after an unanswered set
+_TOPIC_KINDS_CACHED = 65536     # uplink topics whose classification is remembered (cleared when full)
 DISPATCH_LINGER_S = 0.001     # after a wake-up the dispatcher waits this long for more before it sleeps
 READY_WAIT_S = 3.0             # a downlink to a device still subscribing waits this long for it
 _TRACE_PAGE = 500              # rows wait_for_trace reads per query
@@ -131,6 +132,44 @@ def _body(obj: Optional[str], optional: Optional[Dict[str, Any]] = None, **field
 #: uplink kinds _handle_uplink acts on itself (others go to the dispatcher only for listeners/handlers)
 _HANDLED_UPLINKS = frozenset({topics.PROPERTIES_REPORT, topics.GATEWAY_PROPERTIES_REPORT, topics.SHADOW_GET,
                               topics.EVENTS_UP})
+
+#: a properties report's first question: no row = no such device; else whether any service has desired values
+_REPORT_STATE_SQL = ("SELECT EXISTS(SELECT 1 FROM shadow WHERE device_id=d.device_id AND desired <> '{}') "
+                     "FROM devices d WHERE d.device_id=?")
+#: one service's report into the shadow: reported properties merged over the stored ones, version + 1
+_SHADOW_REPORT_SQL = (
+    "INSERT INTO shadow(device_id, service_id, reported, reported_time, version) VALUES (?,?,?,?,1) "
+    "ON CONFLICT(device_id, service_id) DO UPDATE SET reported=emu_merge_reported(shadow.reported, "
+    "excluded.reported), reported_time=excluded.reported_time, version=shadow.version+1")
+
+
+def _merge_reported(stored: Optional[str], reported: str) -> str:
+    """sqlite function ``emu_merge_reported``: the stored reported JSON object updated with a report's properties
+    (top-level keys replaced, as IoTDA's shadow does)."""
+    merged = json.loads(stored) if stored else {}
+    merged.update(json.loads(reported))
+    return json.dumps(merged)
+
+
+_valid_times: Dict[str, bool] = {}   # event_time strings already checked (devices repeat them; strptime is slow)
+
+
+def _valid_event_time(text: Any) -> bool:
+    """True when ``text`` is an IoTDA UTC time :func:`codec.parse_event_time` accepts (remembered, bounded)."""
+    if not isinstance(text, str):
+        return False
+    ok = _valid_times.get(text)
+    if ok is None:
+        try:
+            codec.parse_event_time(text)
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_valid_times) >= 4096:
+            _valid_times.clear()
+        _valid_times[text] = ok
+    return ok
+
 
 _REQUEST_TOPICS = {topics.COMMAND: topics.command, topics.PROPERTIES_SET: topics.properties_set,
                    topics.PROPERTIES_GET: topics.properties_get}
@@ -255,6 +294,7 @@ class PlatformCore:
                  service_account: str = SERVICE_ACCOUNT,
                  broker_epoch: Optional[Callable[[], int]] = None) -> None:
         self.db = db
+        db.create_function("emu_merge_reported", 2, _merge_reported)
         self.registry = DeviceRegistry(db)
         self.products = ProductCatalog(db)
         self.groups = DeviceGroups(db)   # device groups and tags
@@ -287,6 +327,7 @@ class PlatformCore:
         self._dispatch_wake = threading.Event()
         self._dispatch_idle = False
         self._dispatcher: Optional[threading.Thread] = None
+        self._topic_kinds: Dict[str, topics.TopicInfo] = {}   # uplink topic -> classify() of it (bounded)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emu-core-worker")
         self._connected = threading.Event()
         self._disconnected = threading.Event()
@@ -295,6 +336,14 @@ class PlatformCore:
         #: uplinks taken from the broker (paho) and straight from an access front (:meth:`take_uplink`)
         self.uplinks_via_broker = 0
         self.uplinks_direct = 0
+        #: ``direct_downlink(topic, payload) -> bool``: the access front in this process taking a downlink to a
+        #: device whose link has no broker connection (``AccessFront.deliver_direct``); None: all via the broker
+        self.direct_downlink: Optional[Callable[[str, bytes], bool]] = None
+        #: downlinks the access front took (:attr:`direct_downlink`)
+        self.downlinks_direct = 0
+        #: called (paho thread, must not block) when the core loses the broker: the emulator drops the device
+        #: links that have no broker connection, as the broker's loss drops the others
+        self.on_broker_lost: Optional[Callable[[], None]] = None
         # which broker process the subscriptions were made on (see is_ready)
         self._broker_epoch = broker_epoch
         self._connect_epoch: Optional[int] = None
@@ -515,9 +564,14 @@ class PlatformCore:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
-        self._disconnected.set()
         if not self._stopping:
             logger.warning("platform core lost the broker (%s); reconnecting", reason_code)
+            if self.on_broker_lost is not None:   # before the event: kill_broker() returns with links dropping
+                try:
+                    self.on_broker_lost()
+                except Exception:  # noqa: BLE001 - the network thread must survive anything
+                    logger.exception("on_broker_lost failed")
+        self._disconnected.set()
 
     def _on_message(self, client, userdata, msg) -> None:
         self.uplinks_via_broker += 1
@@ -817,6 +871,14 @@ class PlatformCore:
         topic = self.bridging.downlink_topic(topic)   # a device logged in through a bridge: the bridge's topic
         if retain or properties is not None:
             return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+        direct = self.direct_downlink
+        if direct is not None and direct(topic, data):
+            # the device's link has no broker subscription: the access front wrote it (QoS 0, as the implicit
+            # subscription delivers); the caller gets what paho gives for a message already sent
+            self.downlinks_direct += 1
+            sent = mqtt.MQTTMessageInfo(0)
+            sent._set_as_published()
+            return sent
         return self._client.publish(topic, data, qos=qos)
 
     def begin_request(self, kind: str, device_id: str, request_id: Optional[str],
@@ -1061,24 +1123,20 @@ class PlatformCore:
         return removed
 
     def _apply_report(self, device_id: str, services: List[dict]) -> None:
-        with self.db.batched() as conn:   # committed with the trace batch, not once per report
-            for svc in services:
-                sid, props = svc["service_id"], svc["properties"]
-                et = svc.get("event_time")
-                try:
-                    codec.parse_event_time(et)
-                except ValueError:
-                    et = codec.event_time()
-                row = conn.execute("SELECT reported, version FROM shadow WHERE device_id=? AND service_id=?",
-                                   (device_id, sid)).fetchone()
-                reported = json.loads(row["reported"]) if row else {}
-                reported.update(props)
-                version = (row["version"] if row else 0) + 1
-                conn.execute(
-                    "INSERT INTO shadow(device_id, service_id, reported, reported_time, version) VALUES (?,?,?,?,?) "
-                    "ON CONFLICT(device_id, service_id) DO UPDATE SET reported=excluded.reported, "
-                    "reported_time=excluded.reported_time, version=excluded.version",
-                    (device_id, sid, json.dumps(reported), et, version))
+        """Merge reported properties into the shadow: one upsert per service (the merge runs in sqlite,
+        :func:`_merge_reported`), in the open batch transaction (committed with the trace, not per report)."""
+        rows = []
+        for svc in services:
+            et = svc.get("event_time")
+            if et is None or not _valid_event_time(et):
+                et = codec.event_time()
+            rows.append((device_id, svc["service_id"], json.dumps(svc["properties"]), et))
+        if len(rows) == 1:
+            self.db.deferred(_SHADOW_REPORT_SQL, rows[0])
+            return
+        with self.db.batched() as conn:   # several services: all or none
+            for row in rows:
+                conn.execute(_SHADOW_REPORT_SQL, row)
 
     def _desired_diff(self, device_id: str) -> List[dict]:
         out = []
@@ -1139,6 +1197,13 @@ class PlatformCore:
         """Call ``fn(device_id, topic_info, payload)`` (dispatcher thread) for every uplink message."""
         self._uplink_listeners.append(fn)
 
+    def remove_uplink_listener(self, fn: Callable[[str, topics.TopicInfo, bytes], None]) -> None:
+        """Stop calling ``fn`` (added by :meth:`add_uplink_listener`); no error when it is not there."""
+        try:
+            self._uplink_listeners.remove(fn)
+        except ValueError:
+            pass
+
     def _bad(self, device_id: Optional[str], kind: str, reason: str) -> None:
         key = (device_id, kind)
         level = logging.DEBUG if key in self._warned else logging.WARNING
@@ -1158,14 +1223,27 @@ class PlatformCore:
         if topic.startswith(bridge_protocol.PREFIX):   # a bridge's: its devices' uplinks come back here translated
             self.bridging.uplink(topic, payload)
             return
-        info = topics.classify(topic)
+        info = self._topic_kinds.get(topic)
+        if info is None:
+            info = topics.classify(topic)
+            if info.request_id is None:   # a device's report topics repeat; request-id topics do not
+                if len(self._topic_kinds) >= _TOPIC_KINDS_CACHED:
+                    self._topic_kinds.clear()
+                self._topic_kinds[topic] = info
         self._trace("up", self._device_of(info, topic), info.kind, topic, payload)
         logger.debug("up %s (%d bytes)", topic, len(payload))
         kind = info.kind
         if kind in (topics.COMMAND_RESPONSE, topics.PROPERTIES_SET_RESPONSE, topics.PROPERTIES_GET_RESPONSE):
             self._response(info, payload)
         elif kind in _HANDLED_UPLINKS or self._uplink_listeners or self._handlers.get(kind):
-            self._dispatch(self._handle_uplink, info, payload)
+            if (kind == topics.PROPERTIES_REPORT and info.encoding is None and self._dispatch_idle
+                    and not self._dispatch_items and not self._uplink_listeners and not self._handlers.get(kind)):
+                # nothing queued before it and nothing to run but the shadow update: done here, on the thread
+                # that took it. A hand-over per report woke the dispatcher, whose sqlite calls then contended
+                # with this thread's for the GIL: that cost more than the update (doc/performance.md)
+                self._handle_uplink(info, payload)
+            else:
+                self._dispatch(self._handle_uplink, info, payload)
         # else: traced, nothing to run (e.g. messages/up without listeners): no hand-over to the dispatcher
 
     def _response(self, info: topics.TopicInfo, payload: bytes) -> None:
@@ -1229,9 +1307,13 @@ class PlatformCore:
 
     def _on_properties_report(self, device_id: str, payload: bytes) -> None:
         obj = self._json(device_id, topics.PROPERTIES_REPORT, payload)
-        if obj is None or not self.db.query("SELECT 1 FROM devices WHERE device_id=?", (device_id,)):
+        if obj is None:
             return
-        self._report_services(device_id, device_id, topics.PROPERTIES_REPORT, obj.get("services"))
+        # one statement for both: does the device exist, and has any of its services desired values
+        rows = self.db.query(_REPORT_STATE_SQL, (device_id,))
+        if rows:
+            self._report_services(device_id, device_id, topics.PROPERTIES_REPORT, obj.get("services"),
+                                  has_desired=bool(rows[0][0]))
 
     def _on_gateway_report(self, gateway_id: str, payload: bytes) -> None:
         obj = self._json(gateway_id, topics.GATEWAY_PROPERTIES_REPORT, payload)
@@ -1249,9 +1331,11 @@ class PlatformCore:
                 continue
             self._report_services(gateway_id, child, topics.GATEWAY_PROPERTIES_REPORT, entry.get("services"))
 
-    def _report_services(self, sender_id: str, device_id: str, kind: str, raw_services: Any) -> None:
+    def _report_services(self, sender_id: str, device_id: str, kind: str, raw_services: Any,
+                         has_desired: Optional[bool] = None) -> None:
         """Apply reported services to ``device_id``'s shadow (bad entries logged against the sender), then
-        push desired values that still differ."""
+        push desired values that still differ. ``has_desired`` False: no service of the device has desired
+        values (a report cannot add any), so there is nothing to compare; None: not known, compare."""
         services, problem = self._service_properties(raw_services)
         if problem:
             self._bad(sender_id, kind, problem)
@@ -1260,7 +1344,7 @@ class PlatformCore:
             services = _within_model(services, model)
         if services:
             self._apply_report(device_id, services)
-            if self._desired_diff(device_id):
+            if has_desired is not False and self._desired_diff(device_id):
                 self.submit(self._push_desired, device_id)
 
     def _on_shadow_get(self, device_id: str, info: topics.TopicInfo, payload: bytes) -> None:

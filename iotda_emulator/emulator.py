@@ -50,7 +50,9 @@ class Emulator:
 
     ``direct_uplinks`` (default True): devices' own system uplinks go from the access front straight to the
     platform core in this process instead of through Mosquitto (``AccessFront.platform_intake``; the same
-    behaviour, less CPU). False sends every device PUBLISH through the broker.
+    behaviour, less CPU), and a device link opens its Mosquitto connection only once the device needs the
+    broker (brokerless links: the core hands its downlinks to ``AccessFront.deliver_direct`` until then; one
+    descriptor per device instead of two). False sends everything through the broker.
     """
 
     def __init__(self, data_dir: Optional[str] = None, host: str = "127.0.0.1", mqtt_port: int = 0,
@@ -135,7 +137,12 @@ class Emulator:
                 on_violation=self._on_violation, topic_authorizer=BridgeTopicRules(self.topic_authorizer()),
                 platform_ready=self.core.is_ready, service_account=broker.service_account,
                 ws_port=self._want["wss"],
-                platform_intake=self.core.take_uplink if self.direct_uplinks else None).start()
+                platform_intake=self.core.take_uplink if self.direct_uplinks else None,
+                brokerless_links=self.direct_uplinks)
+            if self.direct_uplinks:   # before the first device: its link may have no broker connection
+                self.core.direct_downlink = self.front.deliver_direct
+                self.core.on_broker_lost = self.front.drop_brokerless
+            self.front.start()
             self._fronts.append(self.front)
             self.mqtt_port, self.mqtts_port = self.front.port, self.front.tls_port
             self.wss_port = self.front.ws_port

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -176,6 +176,11 @@ class Store:
     def cpu_by_thread(self) -> Dict[int, float]:
         """CPU seconds spent in this Store per thread ident, while :attr:`account_cpu` was set."""
         return dict(self._cpu)
+
+    def create_function(self, name: str, nargs: int, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` a deterministic SQL function ``name`` for every statement of this Store."""
+        with self._lock:
+            self._conn.create_function(name, nargs, fn, deterministic=True)
 
     # ---- plain statements -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:

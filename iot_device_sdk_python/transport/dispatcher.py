@@ -76,18 +76,30 @@ class Dispatcher:
         outcome while more publishes are in flight): the thread then wakes once per batch, not per call.
         A call made with :meth:`submit` still wakes the thread at once and runs after the calls before it.
         """
+        # Once per outcome on paho's thread, so no lock while the thread is awake or napping (the lock was
+        # half of this method's cost). Safe: the thread publishes its state before it looks at the queue
+        # (_run), so an append it did not see is followed here by a read of _SLEEPING, and _kick wakes it.
+        # A call racing stop() may land after the stop marker and not run; before, it was refused.
+        if self._stopped:
+            _logger.debug("dispatcher %s stopped; dropping %r", self._name, fn)
+            return False
+        self._queue.append((fn, args, _BATCHED))
+        # asleep (or not started): wake (start) it; awake or napping: it finds the call within BATCH_DELAY
+        if self._state == _SLEEPING or self._thread is None:
+            self._kick()
+        return True
+
+    def _kick(self) -> None:
+        """Start the thread, or wake it from an untimed sleep (for a call already queued)."""
         with self._mutex:
-            if self._stopped:
-                _logger.debug("dispatcher %s stopped; dropping %r", self._name, fn)
-                return False
-            self._queue.append((fn, args, _BATCHED))
-            if self._state != _SLEEPING:  # awake, or napping: the nap ends within BATCH_DELAY
-                if self._thread is None:
+            if self._thread is None:
+                if not self._stopped:
                     self._start_locked()
-                return True
+                return
+            if self._state != _SLEEPING:
+                return
             self._state = _AWAKE
         self._wake.release()
-        return True
 
     def _start_locked(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -140,10 +152,13 @@ class Dispatcher:
                 fn, args, kwargs = queue.popleft()
             except IndexError:  # drained: nap or sleep, unless a call came in meanwhile
                 with mutex:
-                    if queue:
-                        continue
+                    # the state first, then the look at the queue: submit_batched appends without the
+                    # mutex and then reads the state (see there)
                     napping = batched
                     self._state = _NAPPING if napping else _SLEEPING
+                    if queue:
+                        self._state = _AWAKE
+                        continue
                 batched = False
                 if not napping:
                     wake.acquire()
@@ -158,6 +173,12 @@ class Dispatcher:
                 return
             if kwargs is _BATCHED:
                 batched = True
+                try:
+                    fn(*args)
+                except Exception:
+                    _logger.exception("callback %s raised; the dispatcher keeps running",
+                                      getattr(fn, "__qualname__", repr(fn)))
+                continue
             try:
                 fn(*args, **kwargs)
             except Exception:

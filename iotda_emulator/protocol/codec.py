@@ -17,7 +17,7 @@ import datetime as _dt
 import json
 import re
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 _UTC = _dt.timezone.utc
 
@@ -52,6 +52,10 @@ def _no_constant(name: str) -> Any:
     raise PayloadError(f"payload is not JSON: {name} is not a JSON value")
 
 
+# one decoder for every payload: json.loads(..., parse_constant=...) builds a new one per call
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def loads(payload: Union[bytes, bytearray, memoryview, str]) -> Any:
     """Parse a JSON payload (UTF-8 bytes or text) into any JSON value.
 
@@ -69,7 +73,7 @@ def loads(payload: Union[bytes, bytearray, memoryview, str]) -> Any:
     if not text.strip():
         raise PayloadError("payload is empty")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return _DECODER.decode(text)
     except PayloadError:
         raise
     except json.JSONDecodeError as exc:
@@ -136,9 +140,20 @@ def utc_hour_stamp(at: Optional[float] = None) -> str:
     return _utc(at).strftime("%Y%m%d%H")
 
 
+_now_event_time: Tuple[int, str] = (-1, "")   # (epoch second, its event time): strftime per report is costly
+
+
 def event_time(at: Optional[float] = None) -> str:
     """UTC ``yyyyMMdd'T'HHmmss'Z'`` of ``at`` (epoch seconds; now when None), e.g. ``20151212T121212Z``."""
-    return _utc(at).strftime(_EVENT_TIME_FORMAT)
+    global _now_event_time
+    if at is not None:
+        return _utc(at).strftime(_EVENT_TIME_FORMAT)
+    now = time.time()
+    second, text = _now_event_time
+    if int(now) != second:
+        text = _utc(now).strftime(_EVENT_TIME_FORMAT)
+        _now_event_time = (int(now), text)   # one tuple: a reader on another thread sees old or new, never half
+    return text
 
 
 def parse_event_time(text: Any) -> _dt.datetime:

@@ -24,6 +24,11 @@ def _serve(conn, options: Dict[str, Any]) -> None:
     from iotda_emulator import Emulator
     import gc
     gc.callbacks.append(_gc_timer)
+    if os.environ.get("BENCH_EMU_GC_THRESHOLD"):   # experiment: the collector's thresholds, e.g. "700,10,10"
+        gc.set_threshold(*(int(x) for x in os.environ["BENCH_EMU_GC_THRESHOLD"].split(",")))
+    else:   # a process that runs only the emulator, as `iotda-emulator start` does
+        from iotda_emulator.cli import tune_collector
+        tune_collector()
 
     # BENCH_EMU_DIRECT=0: every device uplink through Mosquitto, as before the direct path (for comparisons)
     emu = Emulator(http=False, command_timeout=10.0,
@@ -69,7 +74,7 @@ def _serve(conn, options: Dict[str, Any]) -> None:
                 conn.send({"messages": len(rows), "children": len(ids)})
             elif op == "cpu":  # CPU seconds so far: this process (access front + platform core) and Mosquitto
                 proc = getattr(emu.broker, "_proc", None)
-                conn.send({"emulator": time.process_time(), "mosquitto": _proc_cpu(proc.pid) if proc else 0.0})
+                conn.send({"emulator": time.process_time(), "mosquitto": proc_cpu(proc.pid) if proc else 0.0})
             elif op == "cpu_split":  # per component, after the platform handled everything queued
                 conn.send(cpu_split(emu))
             elif op == "last_id":
@@ -85,6 +90,19 @@ def _serve(conn, options: Dict[str, Any]) -> None:
                 except OSError:
                     pass
                 conn.send(drops)
+            elif op == "gc_objects":  # objects the cyclic collector tracks, and the most common types of them
+                import collections
+                import gc
+                objs = gc.get_objects()
+                kinds = collections.Counter(type(o).__qualname__ for o in objs).most_common(args[0] if args else 0)
+                conn.send({"tracked": len(objs), "threshold": list(gc.get_threshold()), "top_types": kinds})
+                del objs
+            elif op == "take_uplink_cost":  # the core's part of a direct uplink, timed alone (thread CPU, µs/call)
+                topic, payloads = args
+                t0 = time.thread_time()
+                for payload in payloads:
+                    core.take_uplink(topic, payload)
+                conn.send((time.thread_time() - t0) * 1e6 / max(1, len(payloads)))
             elif op == "gc_freeze":  # experiment: move the heap as it is now out of the collector's way
                 import gc
                 gc.collect()
@@ -181,12 +199,12 @@ def cpu_split(emu) -> Dict[str, Any]:
     proc = getattr(emu.broker, "_proc", None)
     out["gc"] = _GC_TIME[0]
     out["gc_by_generation"] = {k: [v[0], round(v[1], 3)] for k, v in _GC_BY_GEN.items()}
-    out["mosquitto"] = _proc_cpu(proc.pid) if proc else 0.0
+    out["mosquitto"] = proc_cpu(proc.pid) if proc else 0.0
     out["process"] = time.process_time()
     return out
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     """utime + stime of process ``pid`` in seconds (Linux /proc; 0.0 elsewhere)."""
     try:
         with open(f"/proc/{pid}/stat") as f:

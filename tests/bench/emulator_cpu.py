@@ -22,7 +22,7 @@ from typing import Any, Dict, List
 
 from iot_device_sdk_python.protocol import topics
 from tests.bench.common import RawDevice
-from tests.bench.emu_server import EmulatorProcess
+from tests.bench.emu_server import EmulatorProcess, proc_cpu
 
 _PARTS = ("front", "core", "store")
 
@@ -89,10 +89,17 @@ def bench_emulator(emu: EmulatorProcess, n: int, runs: int) -> Dict[str, Any]:
             "msg_s": [r["msg_s"] for r in res],
             "acked": [r["acked"] for r in res], "traced": [r["traced"] for r in res],
         }
+        # a direct uplink's platform work (trace insert, shadow update) runs on the front's thread and so counts in
+        # "front": the same calls timed alone, on a registered device, give the core's share of it
+        rec = emu.create_devices(1)[0]
+        topic = (topics.properties_report if kind == "report_properties" else topics.messages_up)(rec["device_id"])
+        alone = [_payload(kind, i) for i in range(n)]
+        row["core_part_of_front_us"] = [round(emu.call("take_uplink_cost", topic, alone), 1) for _ in range(3)]
         out[f"{kind}_qos1"] = row
         m = row["median_us"]
         _log(f"emulator {kind} qos1: total {m['emulator_total']} us/msg (front {m['front']}, core {m['core']}, "
-             f"store {m['store']}; mosquitto {m['mosquitto']}); runs {row['runs_total_us']}")
+             f"store {m['store']}; mosquitto {m['mosquitto']}); runs {row['runs_total_us']}; "
+             f"core's part of front, alone: {row['core_part_of_front_us']}")
     return out
 
 
@@ -138,7 +145,8 @@ def bench_emulator_scale(devices: int, rates: List[float], duration: float, proc
     Per phase: reports acknowledged and traced, how long after the start the last PUBACK came (≈ ``duration``
     when the emulator keeps up), and the emulator's CPU by component (µs per message, % of one core).
     """
-    # emulator: 2 descriptors per device (device side + broker side), Mosquitto 1, margin for the rest
+    # emulator: 1 descriptor per brokerless link, 2 per device with a broker link (BENCH_EMU_DIRECT=0 or a
+    # device that subscribes), Mosquitto 1 per broker link, a margin for the rest: ask for the larger need
     limits = _raise_nofile_for(2 * devices + 1024)
     emu = EmulatorProcess()
     res: Dict[str, Any] = {"devices": devices, "phase_s": duration, "swarm_processes": procs, "nofile": limits}
@@ -169,12 +177,20 @@ def bench_emulator_scale(devices: int, rates: List[float], duration: float, proc
         res["connect_errors"] = errors
         emu_pid = emu._proc.pid
         res["emulator_rss_mb_connected"] = _rss_mb(emu_pid)
+        res["emulator_fds_connected"] = len(os.listdir(f"/proc/{emu_pid}/fd"))   # brokerless links: ~1 per device
         _log(f"emulator scale: {res['connected']}/{devices} devices connected in {res['connect_s']} s "
              f"(errors {errors}), emulator RSS {res['emulator_rss_mb_connected']} MB")
+        # what every full collection has to traverse with all links up (top types: BENCH_EMU_GC_TYPES=N)
+        res["gc_tracked_objects_connected"] = emu.call("gc_objects", int(os.environ.get("BENCH_EMU_GC_TYPES", "0")))
         if gc_freeze:  # experiment (--emulator-gc-freeze): what the collector costs with every link alive
             res["gc_frozen_objects"] = emu.call("gc_freeze")
+        # warm-up, not counted: one report per device (first-message work: per-link topic decisions, the
+        # core's topic cache, the shadow row), as devices report once they are online
+        warm_rate = min(2000.0, float(devices))
+        res["warmup"] = _scale_phase(emu, swarm, warm_rate, res["connected"] / warm_rate)
         res["phases"] = [_scale_phase(emu, swarm, rate, duration) for rate in rates]
         res["emulator_rss_mb_after"] = _rss_mb(emu_pid)
+        res["gc_tracked_objects_after"] = emu.call("gc_objects", int(os.environ.get("BENCH_EMU_GC_TYPES", "0")))
         res["broker_drop_notices"] = emu.call("broker_drops")
     finally:
         for p in swarm:
@@ -190,6 +206,7 @@ def bench_emulator_scale(devices: int, rates: List[float], duration: float, proc
 def _scale_phase(emu: EmulatorProcess, swarm: List[subprocess.Popen], rate: float, duration: float) -> Dict[str, Any]:
     since = emu.last_id()
     c0 = emu.cpu_split()
+    s0 = sum(proc_cpu(p.pid) for p in swarm)
     t = time.perf_counter()
     for p in swarm:
         p.stdin.write(f"go {rate / len(swarm)} {duration}\n")
@@ -199,6 +216,7 @@ def _scale_phase(emu: EmulatorProcess, swarm: List[subprocess.Popen], rate: floa
     emu.call("wait_last_id", since + sent, 120)   # every report traced (no SQL while waiting)
     traced_after = time.perf_counter() - t
     c1 = emu.cpu_split()
+    swarm_cpu = sum(proc_cpu(p.pid) for p in swarm) - s0
     out: Dict[str, Any] = {
         "target_msg_s": rate, "sent": sent, "acked": sum(d["acked"] for d in done),
         "traced": emu.wait_count(None, topics.PROPERTIES_REPORT, since, sent, timeout=1),
@@ -209,8 +227,14 @@ def _scale_phase(emu: EmulatorProcess, swarm: List[subprocess.Popen], rate: floa
     us["emulator_total"] = round(sum(us[k] for k in _PARTS), 1)
     us["of_which_gc"] = round((c1["gc"] - c0["gc"]) * per, 1)
     out["cpu_us_per_msg"] = us
+    g0, g1 = c0.get("gc_by_generation", {}), c1.get("gc_by_generation", {})
+    out["gc_collections"] = {f"gen{g}": [n - g0.get(g, [0, 0.0])[0], round(sec - g0.get(g, [0, 0.0])[1], 3)]
+                             for g, (n, sec) in sorted(g1.items())}   # [collections, seconds] in the phase
     out["cpu_percent_of_one_core"] = {k: round((c1[k] - c0[k]) / traced_after * 100, 1)
                                       for k in ("front", "core", "store", "mosquitto", "process")}
+    # the device processes share the 2 cores with the emulator: what they used bounds what was left for it
+    out["cpu_percent_of_one_core"]["device_processes"] = round(swarm_cpu / traced_after * 100, 1)
+    out["device_processes_cpu_us_per_msg"] = round(swarm_cpu * per, 1)
     _log(f"emulator scale {rate:.0f}/s: {out['acked']}/{sent} acked (last after {out['all_acked_after_s']} s), "
          f"{out['traced']} traced after {out['all_traced_after_s']} s; CPU us/msg {us}")
     return out

@@ -129,3 +129,16 @@ def test_start_fails_cleanly_when_an_explicit_port_is_taken(tmp_path):
         holder.close()
     assert result.returncode == 1
     assert "could not start" in result.stderr
+
+
+def test_start_tunes_the_collector_only_in_its_own_process():
+    # `iotda-emulator start` raises the young-generation threshold (doc/performance.md, "The emulator"); importing
+    # the emulator into another program does not touch the collector
+    code = ("import gc; before = gc.get_threshold(); import iotda_emulator.cli as cli, iotda_emulator; "
+            "assert gc.get_threshold() == before, 'import changed the collector'; "
+            "cli.tune_collector(); after = gc.get_threshold(); "
+            "print(after[0], after[1] == before[1] and after[2] == before[2])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    from iotda_emulator.cli import SERVER_GC_THRESHOLD0
+    assert out.stdout.split() == [str(SERVER_GC_THRESHOLD0), "True"]

@@ -5,6 +5,7 @@ Functional only (no timing assertions); the cost is measured by ``python -m test
 """
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -137,3 +138,39 @@ def test_batched_and_plain_calls_from_many_threads_run_once_in_order(caplog):
         assert sum(r.name == dispatcher_mod.__name__ and "raised" in r.getMessage() for r in caplog.records) == 1
     finally:
         d.stop()
+
+
+
+def test_a_batched_call_appended_just_after_the_last_look_wakes_the_sleeping_thread():
+    # submit_batched appends without the mutex while the thread is awake or napping (issue 15). That is safe
+    # only because the thread sets "sleeping" before its last look at the queue: a call appended just after
+    # that look then reads "sleeping" and wakes it. This forces exactly that interleaving: the queue's truth
+    # test, made by the dispatcher thread right before it sleeps, starts a real submit_batched in another
+    # thread and lets it run (to its end, or until it waits for the mutex the dispatcher holds).
+    d = Dispatcher("iot-test-late-append")
+    seen: List[str] = []
+
+    class _LateAppend(collections.deque):  # type: ignore[type-arg]
+        armed = False
+
+        def __bool__(self) -> bool:
+            empty = len(self) == 0
+            if empty and self.armed and threading.current_thread() is d._thread:
+                self.armed = False
+                late = threading.Thread(target=d.submit_batched, args=(seen.append, "late"))
+                late.start()
+                late.join(0.3)  # returns early when it did not need to wake the thread
+            return not empty
+
+    queue = _LateAppend()
+    d._queue = queue
+    try:
+        d.submit(seen.append, "first")  # a plain call: the thread sleeps untimed afterwards
+        wait_until(lambda: d._state == dispatcher_mod._SLEEPING, 5, what="the thread asleep")
+        queue.armed = True
+        d.submit(seen.append, "second")  # wakes it; its next look at the empty queue lets "late" in
+        # no submit() from here on: a call left behind by a sleeping thread would stay behind
+        wait_until(lambda: seen == ["first", "second", "late"], 5, what="the late batched call run")
+        assert not queue.armed
+    finally:
+        d.stop(timeout=5)

@@ -1,0 +1,342 @@
+"""Brokerless device links (issue 15): a device link gets its Mosquitto connection only once the device needs
+the broker; until then the access front answers it and the platform core's downlinks are written to it by the
+front. Real Mosquitto, real sockets, bare paho devices (or raw MQTT where a test needs packet control)."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from iotda_emulator import Emulator
+from iotda_emulator.access_front import AccessFront, AuthDecision, hmac_password
+from iotda_emulator.mqtt_packets import ConnectInfo, encode_connect, encode_subscribe
+from iotda_emulator.protocol import topics
+from tests.emulator.bare_device import hour_stamp
+from tests.emulator.helpers import Responder, online_device, wait_until
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = Emulator(command_timeout=5.0, http=False).start()
+    e.add_topic_policy("bl-test/%u/#")
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+def _has_broker(emu: Emulator, did: str) -> bool:
+    """Whether the device's current link has its Mosquitto connection (checked on the front's loop)."""
+    return bool(emu.front._call(lambda: emu.front._links[did].broker_writer is not None))
+
+
+def _raw_connect(host: str, port: int, rec: dict, keepalive: int, *, will: bool = False) -> socket.socket:
+    """A raw MQTT 3.1.1 device socket after CONNECT/CONNACK 0 (clean session; optionally with a will)."""
+    ts = hour_stamp()
+    info = ConnectInfo("MQTT", 4, 0x02 | (0x04 if will else 0), keepalive, f"{rec['device_id']}_0_0_{ts}",
+                       rec["device_id"], hmac_password(rec["secret"], ts).encode(),
+                       will_topic=f"bl-test/{rec['device_id']}/will" if will else None,
+                       will_payload=b"gone" if will else None)
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(encode_connect(info))
+    ack = _recv_exact(s, 4)
+    assert ack[0] >> 4 == 2 and ack[3] == 0, ack
+    return s
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def _closed_by_peer(s: socket.socket, within: float) -> bool:
+    s.settimeout(within)
+    try:
+        while True:
+            if s.recv(4096) == b"":
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# ---- downlinks without a broker connection -----------------------------------------------------------------
+
+def test_brokerless_device_gets_downlinks_without_subscribing_and_answers(emu):
+    dev = online_device(emu, subscribe=False)
+    responder = Responder(dev)
+    try:
+        did = dev.device_id
+        assert not _has_broker(emu, did) and did in emu.front.connected()
+        direct = emu.core.downlinks_direct
+        assert emu.send_command(did, "svc", "cmd", {"x": 1}, timeout=5)["paras"] == {"echo": {"x": 1}}
+        assert emu.core.set_properties(did, [{"service_id": "s", "properties": {"v": 1}}], timeout=5)[
+            "result_desc"] == "done"
+        got = emu.core.get_properties(did, "s", timeout=5)
+        assert got["services"][0]["properties"] == {"temp": 21}
+        emu.send_message(did, "hello")
+        emu.core.send_event(did, "$time_sync", "time_sync_response", {"device_send_time": 1})
+        assert wait_until(lambda: [m.payload for m in responder.received
+                                   if topics.classify(m.topic).kind == topics.MESSAGES_DOWN] == [b"hello"], 5)
+        assert wait_until(lambda: any(topics.classify(m.topic).kind == topics.EVENTS_DOWN
+                                      for m in responder.received), 5)
+        assert {m.qos for m in responder.received} == {0}   # the implicit subscription's QoS
+        assert emu.core.downlinks_direct - direct == 5
+        assert not _has_broker(emu, did)   # answering (direct uplinks) did not need the broker either
+        downs = emu.trace(device_id=did, direction="down")
+        assert [e.kind for e in downs] == [topics.COMMAND, topics.PROPERTIES_SET, topics.PROPERTIES_GET,
+                                           topics.MESSAGES_DOWN, topics.EVENTS_DOWN]
+    finally:
+        responder.stop()
+        dev.close()
+
+
+def test_subscribe_opens_the_broker_link_and_downlinks_keep_their_order(emu):
+    dev = online_device(emu, subscribe=False)
+    try:
+        did = dev.device_id
+        sent = []
+        stop = threading.Event()
+
+        def _send():   # platform messages all along, across the switch to the broker path
+            i = 0
+            while not stop.is_set() and i < 400:
+                emu.send_message(did, str(i))
+                sent.append(str(i))
+                i += 1
+        t = threading.Thread(target=_send, daemon=True)
+        t.start()
+        assert wait_until(lambda: len(sent) >= 20, 5)
+        custom = f"bl-test/{did}/in"
+        mid = dev.c.subscribe(custom, qos=1)[1]
+        assert dev.subscribed.get(timeout=5) == mid
+        assert _has_broker(emu, did)
+        time.sleep(0.2)
+        stop.set()
+        t.join(10)
+        emu.core.deliver_message(did, b"custom", topic_full_name=custom)
+        emu.send_message(did, "after")
+        got = []
+        while not got or got[-1].payload != b"after":
+            got.append(dev.next_message(5))
+        downs = [m.payload.decode() for m in got if m.topic == topics.messages_down(did)]
+        assert downs == sent + ["after"]   # none lost, none reordered across the switch
+        assert [m.payload for m in got if m.topic == custom] == [b"custom"]
+        # the device's own system uplinks still skip the broker, and commands still reach it
+        direct = emu.core.uplinks_direct
+        responder = Responder(dev)
+        try:
+            assert emu.send_command(did, "svc", "cmd", {}, timeout=5)["result_code"] == 0
+        finally:
+            responder.stop()
+        assert emu.core.uplinks_direct > direct
+    finally:
+        dev.close()
+
+
+def test_custom_topic_publish_opens_the_broker_link(emu):
+    dev = online_device(emu, subscribe=False)
+    try:
+        did = dev.device_id
+        dev.publish(topics.messages_up(did), b"direct")
+        assert not _has_broker(emu, did)
+        dev.publish(f"bl-test/{did}/out", b"custom")
+        assert _has_broker(emu, did)
+        emu.wait_for_trace(lambda e: e.device_id == did and e.payload == b"custom", 5)
+        emu.send_message(did, "still here")
+        assert dev.next_message(5).payload == b"still here"
+    finally:
+        dev.close()
+
+
+def test_will_opens_the_broker_link_at_once_and_is_published_on_abnormal_close(emu):
+    rec = emu.create_device()
+    did = rec["device_id"]
+    s = _raw_connect(emu.host, emu.mqtt_port, rec, 60, will=True)
+    try:
+        assert emu.wait_online(did, 5)
+        assert _has_broker(emu, did)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    finally:
+        s.close()
+    entry = emu.wait_for_trace(lambda e: e.topic == f"bl-test/{did}/will", 5)
+    assert entry.payload == b"gone"
+
+
+def test_clean_session_0_opens_the_broker_link_at_once(emu):
+    rec = emu.create_device()
+    ts = hour_stamp()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{rec['device_id']}_0_0_{ts}", clean_session=False,
+                    reconnect_on_failure=False)
+    c.username_pw_set(rec["device_id"], hmac_password(rec["secret"], ts))
+    c.connect(emu.host, emu.mqtt_port, keepalive=60)
+    c.loop_start()
+    try:
+        assert emu.wait_online(rec["device_id"], 5) and _has_broker(emu, rec["device_id"])
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+# ---- what the front does for a brokerless link -------------------------------------------------------------
+
+def test_second_connection_kicks_the_first(emu):
+    rec = emu.create_device()
+    did = rec["device_id"]
+    first = online_device(emu, rec, subscribe=False)
+    second = None
+    try:
+        second = online_device(emu, rec, subscribe=False)
+        assert first.disconnected.wait(5)
+        assert not _has_broker(emu, did) and emu.is_online(did)
+        emu.send_message(did, "to the new one")
+        assert second.next_message(5).payload == b"to the new one"
+        assert first.no_message(0.3)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def test_ping_and_disconnect_answered_by_the_front(emu):
+    rec = emu.create_device()
+    did = rec["device_id"]
+    s = _raw_connect(emu.host, emu.mqtt_port, rec, 60)
+    try:
+        assert emu.wait_online(did, 5)
+        s.sendall(bytes([0xC0, 0]))   # PINGREQ
+        assert _recv_exact(s, 2) == bytes([0xD0, 0])
+        assert not _has_broker(emu, did)
+        s.sendall(bytes([0xE0, 0]))   # DISCONNECT
+        assert _closed_by_peer(s, 5)
+        assert emu.wait_offline(did, 5)
+    finally:
+        s.close()
+
+
+def test_pause_holds_direct_downlinks_and_cut_closes(emu):
+    dev = online_device(emu, subscribe=False)
+    try:
+        did = dev.device_id
+        assert emu.pause(did)
+        emu.send_message(did, "held")
+        assert dev.no_message(0.5)
+        assert emu.resume(did)
+        assert dev.next_message(5).payload == b"held"
+        assert not _has_broker(emu, did)
+        emu.delay(did, 0.3)
+        started = time.monotonic()
+        emu.send_message(did, "late")
+        assert dev.next_message(5).payload == b"late" and time.monotonic() - started >= 0.3
+        emu.delay(did, 0)
+        assert emu.cut(did)
+        assert dev.disconnected.wait(5)
+        assert emu.wait_offline(did, 5)
+    finally:
+        dev.close()
+
+
+def test_slow_consumer_of_direct_downlinks_is_dropped(emu):
+    rec = emu.create_device()
+    did = rec["device_id"]
+    s = _raw_connect(emu.host, emu.mqtt_port, rec, 60)
+    old = emu.front.max_queued_bytes
+    emu.front.max_queued_bytes = 256 * 1024
+    try:
+        assert emu.wait_online(did, 5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        blob = "x" * 60000
+        for _ in range(200):   # never read: the socket buffers fill, then the front's queue
+            if not emu.is_online(did):
+                break
+            try:
+                emu.send_message(did, blob, ttl_minutes=0)
+            except Exception:  # noqa: BLE001 - offline in between
+                break
+        assert emu.wait_offline(did, 10)
+        assert emu.wait_for_trace(lambda e: e.device_id == did and e.kind == "violation"
+                                  and b"slow_consumer" in e.payload, 5)
+    finally:
+        emu.front.max_queued_bytes = old
+        s.close()
+
+
+def test_keepalive_is_enforced_for_a_brokerless_link(emu):
+    # IoTDA's keep-alive floor is 30 s: a front of its own lets a test device ask for 1 s
+    front = emu.add_front(AccessFront(
+        emu.broker_address, lambda info, cert: AuthDecision(0, device_id=info.username),
+        implicit_topics=topics.implicit_subscriptions, platform_intake=emu.core.take_uplink,
+        brokerless_links=True, name="keepalive-front"))
+    rec, other = emu.create_device(), emu.create_device()
+    started = time.monotonic()   # before the CONNECT: the front's 1.5 s count starts after it
+    silent = _raw_connect(front.host, front.port, rec, 1)
+    alive = _raw_connect(front.host, front.port, other, 1)
+    try:
+        assert front._call(lambda: front._links[rec["device_id"]].broker_writer is None)
+        closed = threading.Event()
+        threading.Thread(target=lambda: _closed_by_peer(silent, 5) and closed.set(), daemon=True).start()
+        # the other device pings every 0.5 s and stays
+        while not closed.is_set() and time.monotonic() - started < 5:
+            alive.sendall(bytes([0xC0, 0]))
+            assert _recv_exact(alive, 2) == bytes([0xD0, 0])
+            time.sleep(0.5)
+        assert closed.is_set()
+        assert time.monotonic() - started >= 1.5   # 1.5 x keep-alive (MQTT 3.1.1 §3.1.2.10), not earlier
+        assert other["device_id"] in front.connected() and rec["device_id"] not in front.connected()
+    finally:
+        silent.close()
+        alive.close()
+
+
+# ---- descriptors ----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc/self/fd (Linux)")
+def test_brokerless_links_use_one_descriptor_each(emu):
+    n = 40
+    recs = [emu.create_device() for _ in range(n)]
+    base = _fds()
+    socks = []
+    try:
+        for rec in recs:
+            socks.append(_raw_connect(emu.host, emu.mqtt_port, rec, 60))
+        assert wait_until(lambda: all(emu.is_online(r["device_id"]) for r in recs), 10)
+        brokerless = _fds() - base - n   # this process holds the devices' n sockets too
+        assert brokerless <= n + 5, brokerless
+        for i, (s, rec) in enumerate(zip(socks, recs)):
+            s.sendall(encode_subscribe(i + 1, [(f"bl-test/{rec['device_id']}/x", 0)], 4))
+            assert _recv_exact(s, 5)[0] >> 4 == 9   # SUBACK
+        opened = _fds() - base - n
+        assert opened >= 2 * n - 5, opened   # each now has its broker connection as well
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_without_direct_uplinks_every_link_has_its_broker_connection():
+    e = Emulator(command_timeout=5.0, http=False, direct_uplinks=False).start()
+    try:
+        dev = online_device(e, subscribe=False)
+        try:
+            assert e.front._call(lambda: e.front._links[dev.device_id].broker_writer is not None)
+            assert e.core.direct_downlink is None
+            e.send_message(dev.device_id, "via the broker")
+            assert dev.next_message(5).payload == b"via the broker"
+        finally:
+            dev.close()
+    finally:
+        e.stop()
