@@ -340,3 +340,44 @@ def test_without_direct_uplinks_every_link_has_its_broker_connection():
             dev.close()
     finally:
         e.stop()
+
+
+# ---- hostile control packets: a brokerless link answers them as the broker path does ------------------------
+
+_ODD_PACKETS = {
+    "PINGREQ with flags": bytes([0xC1, 0]),
+    "PINGREQ with a body": bytes([0xC0, 1, 0]),
+    "DISCONNECT with flags": bytes([0xE2, 0]),
+    "DISCONNECT with a body": bytes([0xE0, 1, 0]),
+    "reserved type 0": bytes([0x00, 0]),
+    "reserved type 15": bytes([0xF0, 0]),
+    "a second CONNECT": encode_connect(ConnectInfo("MQTT", 4, 0x02, 60, "again", "again", b"x")),
+    "PUBACK for nothing": bytes([0x40, 2, 0, 7]),
+}
+
+
+def _outcome(e: Emulator, packet: bytes) -> str:
+    s = _raw_connect(e.host, e.mqtt_port, e.create_device(), 60)
+    try:
+        s.sendall(packet)
+        if _closed_by_peer(s, 1.5):
+            return "closed"
+        s.sendall(bytes([0xC0, 0]))   # still served: a proper PINGREQ is answered
+        return "served" if _recv_exact(s, 2) == bytes([0xD0, 0]) else "odd answer"
+    except (ConnectionError, OSError):
+        return "closed"
+    finally:
+        s.close()
+
+
+def test_odd_control_packets_get_what_the_broker_path_gives_them(emu):
+    """A client must not tell a brokerless link from one through Mosquitto, also when it misbehaves."""
+    via_broker = Emulator(command_timeout=5.0, http=False, direct_uplinks=False).start()
+    try:
+        expected = {name: _outcome(via_broker, pkt) for name, pkt in _ODD_PACKETS.items()}
+    finally:
+        via_broker.stop()
+    got = {name: _outcome(emu, pkt) for name, pkt in _ODD_PACKETS.items()}
+    assert got == expected
+    # and the broker path does close on some of them, so the comparison means something
+    assert "closed" in expected.values() and "served" in expected.values()
