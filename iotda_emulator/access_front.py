@@ -236,6 +236,9 @@ class _Link:
         self.last_seen = time.monotonic()
         self.watchdog: Optional[asyncio.TimerHandle] = None
         self.broker_tasks: List[asyncio.Task] = []
+        # AccessFront._take_fast may serve this link's packets as they arrive (set by the reading task while it
+        # waits with nothing buffered; cleared as soon as anything goes the ordinary way)
+        self.fast = False
 
     def abort(self) -> None:
         """Close both sides at once (RST where possible)."""
@@ -295,6 +298,7 @@ class AccessFront:
     the platform's downlinks to the device come through :meth:`deliver_direct` (written as QoS 0 PUBLISH,
     as the implicit subscription delivers them). A CONNECT with a will, clean session 0 or MQTT 5, and a link
     whose implicit filters are not all under its own ``$oc/devices/{id}/`` (a bridge), open the broker at once.
+    Reports such a link already decided, and PINGREQs, are served as the bytes arrive (:meth:`_take_fast`).
 
     Callbacks (run on the front's loop thread, must not block): ``on_online(device_id)`` after the broker
     accepted the link, ``on_ready(device_id)`` once the implicit subscription is in place,
@@ -357,8 +361,10 @@ class AccessFront:
         #: ``platform_intake(topic, payload)``: the platform core in this process (``PlatformCore.take_uplink``);
         #: when set, a device's own system uplinks skip Mosquitto (see :meth:`_hand_over`). None: all via the broker
         self.platform_intake = platform_intake
-        #: device PUBLISH packets handed straight to ``platform_intake``
+        #: device PUBLISH packets handed straight to ``platform_intake``; of them, served as they arrived
+        #: (:meth:`_take_fast`, no wake-up of the link's reading task)
         self.direct_uplinks = 0
+        self.fast_uplinks = 0
         #: brokerless links (needs ``platform_intake``, and the platform handing its downlinks to
         #: :meth:`deliver_direct`): see the class docstring
         self.brokerless_links = bool(brokerless_links)
@@ -698,6 +704,7 @@ class AccessFront:
         if link.keepalive:
             link.last_seen = time.monotonic()
             link.watchdog = asyncio.get_running_loop().call_later(1.5 * link.keepalive, self._watch, link)
+        self._install_fast_path(link, reader)
         tasks = [asyncio.ensure_future(c) for c in (
             self._read_device(link, reader, None, link.down_q),
             self._write_side(link, writer, link.down_q, False), link.closed.wait())]
@@ -708,6 +715,83 @@ class AccessFront:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _install_fast_path(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        """Serve a brokerless link's plain system uplinks and PINGREQs as they arrive (:meth:`_take_fast`),
+        instead of waking its reading task for each. Plain TCP and TLS stream links only (not WebSocket)."""
+        try:
+            proto = link.client_writer.transport.get_protocol()
+        except (NotImplementedError, AttributeError):   # the WebSocket link's own transport
+            return
+        if not isinstance(proto, asyncio.StreamReaderProtocol) or getattr(proto, "_stream_reader", None) is not reader:
+            return
+        limits = self.limits if self.limits is not None and self.limits.active else None
+        if limits is not None and limits.rate_limit:
+            return   # throttling counts every PUBLISH: the ordinary path does it
+        max_payload = limits.max_payload if limits is not None and limits.strict else None
+        ordinary = proto.data_received
+
+        def data_received(data: bytes) -> None:
+            if link.fast:
+                pos = self._take_fast(link, data, max_payload)
+                if pos == len(data):
+                    return
+                link.fast = False   # the rest, and everything after it, in order through the reading task
+                data = data[pos:]
+            ordinary(data)
+
+        proto.data_received = data_received  # type: ignore[method-assign]
+
+    def _take_fast(self, link: _Link, data: bytes, max_payload: Optional[int]) -> int:
+        """Serve the packets at the start of ``data`` that need nothing but a hand-over to the platform (a PUBLISH
+        already decided for this link: allowed, one of its own system uplinks, QoS 0/1, no RETAIN, within the
+        payload limit) or a PINGREQ (answered); return how many bytes were served. The first other packet, an
+        incomplete one, or a link state the ordinary path must see (paused, delayed, closing, given a broker link,
+        a (un)subscribe in flight) stops it:
+        the rest goes through the reading task, which takes exactly the decisions :meth:`_from_device` takes."""
+        pos, n = 0, len(data)
+        intake = self.platform_intake
+        while pos < n:
+            if (intake is None or link.closed.is_set() or link.broker_writer is not None or link.delay
+                    or not link.gate.is_set() or link.via_broker or link.sub_fifo or link.unsub_fifo):
+                return pos
+            got = mp.next_packet(data, pos)
+            if got is None:
+                return pos
+            pkt, end = got
+            fb = pkt.first_byte
+            if fb == 0xC0 and not pkt.body:   # PINGREQ
+                link.last_seen = time.monotonic()
+                self._to_device(link, link.down_q, _PINGRESP_RAW)
+                pos = end
+                continue
+            if fb >> 4 != mp.PUBLISH or fb & 0x05 or (max_payload is not None and len(pkt.body) > max_payload):
+                return pos
+            body = pkt.body
+            raw_topic = _topic_bytes(body)
+            topic = link.direct_topics.get(raw_topic)
+            if not topic or (self.topic_authorizer is not None and raw_topic not in link.allowed_topics):
+                return pos   # not yet decided for this link (or not a direct one): the ordinary path decides
+            start = 2 + len(raw_topic)
+            pid = None
+            if fb & 0x02:   # QoS 1
+                if len(body) < start + 2:
+                    return pos
+                pid = (body[start] << 8) | body[start + 1]
+                if not pid:
+                    return pos
+                start += 2
+            link.last_seen = time.monotonic()
+            self.direct_uplinks += 1
+            self.fast_uplinks += 1
+            try:
+                intake(topic, body[start:])
+            except Exception:  # noqa: BLE001 - as in _hand_over: acknowledged, the failure logged
+                logger.exception("%s: platform intake failed on %r", self.name, topic)
+            if pid is not None:
+                self._to_device(link, link.down_q, mp.encode_puback(pid))
+            pos = end
+        return pos
 
     def _watch(self, link: _Link) -> None:
         """Keep-alive of a brokerless link (MQTT 3.1.1 §3.1.2.10): end it after 1.5 x keep-alive of silence."""
@@ -919,12 +1003,16 @@ class AccessFront:
         try:
             while True:
                 await link.up_room.wait()   # back-pressure: read the device no faster than the broker takes it
+                # nothing read and not yet handled: new data may be served as it arrives (_install_fast_path)
+                link.fast = link.broker_writer is None and packets.idle
                 try:
                     batch = await packets.read_packets()
                 except mp.PacketTooLarge as exc:
                     if limits is not None and limits.strict and exc.first_byte >> 4 == mp.PUBLISH:
                         await self._violate(link, "payload_too_large", "", exc.first_byte, size=exc.length)
                     raise
+                finally:
+                    link.fast = False   # until this batch is handled (or the link ends): nothing may overtake it
                 if link.gate.is_set():   # a paused link's packets do not count for its keep-alive
                     link.last_seen = time.monotonic()
                 # link.up_q: a brokerless link gets one when it opens its broker connection
@@ -1355,10 +1443,12 @@ async def _open_unix(path: str) -> Tuple[asyncio.StreamReader, asyncio.StreamWri
 
 
 def _topic_bytes(body: bytes) -> bytes:
-    """The raw topic name of a PUBLISH body (b"" when too short: never a remembered topic)."""
+    """The raw topic name of a PUBLISH body (b"" when the body is too short for it: never a remembered topic, so a
+    malformed PUBLISH takes the path where Mosquitto judges it)."""
     if len(body) < 2:
         return b""
-    return body[2:2 + ((body[0] << 8) | body[1])]
+    end = 2 + ((body[0] << 8) | body[1])
+    return body[2:end] if end <= len(body) else b""
 
 
 def _close(writer: asyncio.StreamWriter) -> None:

@@ -174,6 +174,27 @@ async def read_packet(reader: asyncio.StreamReader, max_size: int = MAX_PACKET) 
     return Packet(first[0], body, bytes(header) + body)
 
 
+def next_packet(data: bytes, pos: int, max_size: int = MAX_PACKET) -> Optional[Tuple[Packet, int]]:
+    """The whole packet starting at ``data[pos]`` and the position after it; None when it is not complete in
+    ``data``, longer than ``max_size`` or its length is malformed (a stream reader then gives the exact error)."""
+    n = len(data)
+    i, mult, length = pos + 1, 1, 0
+    while True:
+        if i >= n or i - pos > 4:
+            return None
+        b = data[i]
+        i += 1
+        length += (b & 0x7F) * mult
+        if not b & 0x80:
+            break
+        mult *= 128
+    end = i + length
+    if length > max_size or end > n:
+        return None
+    raw = data[pos:end]
+    return Packet(data[pos], raw[i - pos:], raw), end
+
+
 class PacketReader:
     """Reads whole packets from a stream a chunk at a time: every packet already received comes back from one
     call, instead of several awaits (and reads) per packet. Limits and errors as :func:`read_packet`."""
@@ -184,6 +205,11 @@ class PacketReader:
         self._error: Optional[PacketError] = None
         self.max_size = max_size
         self._chunk = chunk
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing read is waiting to be returned: no partial packet here, nothing in the stream's buffer."""
+        return not self._buf and self._error is None and not getattr(self._reader, "_buffer", b"")
 
     async def read_packets(self) -> List[Packet]:
         """The next packets (at least one); [] on a clean EOF between packets.

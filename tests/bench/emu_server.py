@@ -103,6 +103,9 @@ def _serve(conn, options: Dict[str, Any]) -> None:
                 for payload in payloads:
                     core.take_uplink(topic, payload)
                 conn.send((time.thread_time() - t0) * 1e6 / max(1, len(payloads)))
+            elif op == "front_counters":  # how device uplinks went (doc/emulator.md, "Direct uplinks")
+                conn.send({k: getattr(emu.front, k, None) for k in (
+                    "direct_uplinks", "fast_uplinks", "direct_downlinks", "brokerless_accepted", "brokerless_opened")})
             elif op == "gc_freeze":  # experiment: move the heap as it is now out of the collector's way
                 import gc
                 gc.collect()

@@ -190,6 +190,7 @@ def bench_emulator_scale(devices: int, rates: List[float], duration: float, proc
         res["warmup"] = _scale_phase(emu, swarm, warm_rate, res["connected"] / warm_rate)
         res["phases"] = [_scale_phase(emu, swarm, rate, duration) for rate in rates]
         res["emulator_rss_mb_after"] = _rss_mb(emu_pid)
+        res["front_counters"] = emu.call("front_counters")
         res["gc_tracked_objects_after"] = emu.call("gc_objects", int(os.environ.get("BENCH_EMU_GC_TYPES", "0")))
         res["broker_drop_notices"] = emu.call("broker_drops")
     finally:

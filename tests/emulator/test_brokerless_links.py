@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from iotda_emulator import Emulator
 from iotda_emulator.access_front import AccessFront, AuthDecision, hmac_password
-from iotda_emulator.mqtt_packets import ConnectInfo, encode_connect, encode_subscribe
+from iotda_emulator.mqtt_packets import ConnectInfo, encode_connect, encode_publish, encode_subscribe
 from iotda_emulator.protocol import topics
 from tests.emulator.bare_device import hour_stamp
 from tests.emulator.helpers import Responder, online_device, wait_until
@@ -381,3 +381,82 @@ def test_odd_control_packets_get_what_the_broker_path_gives_them(emu):
     assert got == expected
     # and the broker path does close on some of them, so the comparison means something
     assert "closed" in expected.values() and "served" in expected.values()
+
+
+# ---- packets served as they arrive (AccessFront._take_fast) ---------------------------------------------------
+
+def _read_packets(s: socket.socket, within: float) -> list:
+    """(first byte, body) of every packet the front sends within ``within`` s (until it closes)."""
+    out, buf = [], b""
+    s.settimeout(within)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 2 and len(buf) >= 2 + buf[1]:   # short packets only (PUBACK, SUBACK, PINGRESP)
+                out.append((buf[0], buf[2:2 + buf[1]]))
+                buf = buf[2 + buf[1]:]
+    except (socket.timeout, ConnectionError, OSError):
+        pass
+    return out
+
+
+def test_reports_are_served_as_they_arrive_and_in_order_with_what_is_not(emu):
+    rec = emu.create_device()
+    did = rec["device_id"]
+    report = topics.properties_report(did)
+    s = _raw_connect(emu.host, emu.mqtt_port, rec, 60)
+    try:
+        assert emu.wait_online(did, 5)
+        s.sendall(encode_publish(report, b'{"services":[{"service_id":"s","properties":{"n":0}}]}', 1, 1))
+        assert _recv_exact(s, 4) == bytes([0x40, 2, 0, 1])   # decided (and remembered) the ordinary way
+        fast = emu.front.fast_uplinks
+        since = emu.core.last_trace_id
+        # one write: a report, a SUBSCRIBE (only the broker can answer it), a PINGREQ, another report
+        s.sendall(encode_publish(report, b'{"services":[{"service_id":"s","properties":{"n":1}}]}', 1, 2)
+                  + encode_subscribe(3, [(f"bl-test/{did}/in", 1)], 4) + bytes([0xC0, 0])
+                  + encode_publish(report, b'{"services":[{"service_id":"s","properties":{"n":2}}]}', 1, 4))
+        got = _read_packets(s, 3)
+        assert [fb for fb, _ in got] == [0x40, 0x90, 0xD0, 0x40], got   # PUBACK, SUBACK, PINGRESP, PUBACK in order
+        assert got[0][1] == bytes([0, 2]) and got[1][1] == bytes([0, 3, 1]) and got[3][1] == bytes([0, 4])
+        assert emu.front.fast_uplinks == fast + 1   # the first report; the rest waited behind the SUBSCRIBE
+        assert _has_broker(emu, did)
+        ups = emu.trace(device_id=did, direction="up", since_id=since)
+        assert [e.payload for e in ups if e.kind == topics.PROPERTIES_REPORT] == [
+            b'{"services":[{"service_id":"s","properties":{"n":1}}]}',
+            b'{"services":[{"service_id":"s","properties":{"n":2}}]}']
+    finally:
+        s.close()
+
+
+def test_a_malformed_publish_after_a_served_one_is_judged_as_through_the_broker(emu):
+    def outcome(e: Emulator) -> list:
+        rec = e.create_device()
+        topic = topics.properties_report(rec["device_id"])
+        s = _raw_connect(e.host, e.mqtt_port, rec, 60)
+        try:
+            good = encode_publish(topic, b'{"services":[]}', 1, 1)
+            s.sendall(good)
+            assert _recv_exact(s, 4) == bytes([0x40, 2, 0, 1])
+            # its topic length claims more bytes than the packet has (a topic the link already knows as prefix)
+            bad_body = bytes([0, len(topic) + 40]) + topic.encode()
+            s.sendall(encode_publish(topic, b'{"services":[]}', 1, 2) + bytes([0x30, len(bad_body)]) + bad_body)
+            answers = _read_packets(s, 2)
+            closed = _closed_by_peer(s, 1)
+            time.sleep(0.3)   # anything the platform took is traced by now
+            traced = [x.payload for x in e.trace(device_id=rec["device_id"], kind=topics.PROPERTIES_REPORT)]
+            return [answers, closed, traced]
+        finally:
+            s.close()
+
+    via_broker = Emulator(command_timeout=5.0, http=False, direct_uplinks=False).start()
+    try:
+        expected = outcome(via_broker)
+    finally:
+        via_broker.stop()
+    # the good one acknowledged and traced; the bad one never taken, and the link closed for it
+    assert expected == [[(0x40, bytes([0, 2]))], True, [b'{"services":[]}'] * 2]
+    assert outcome(emu) == expected
