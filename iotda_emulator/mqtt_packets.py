@@ -174,20 +174,33 @@ async def read_packet(reader: asyncio.StreamReader, max_size: int = MAX_PACKET) 
     return Packet(first[0], body, bytes(header) + body)
 
 
-def next_packet(data: bytes, pos: int, max_size: int = MAX_PACKET) -> Optional[Tuple[Packet, int]]:
-    """The whole packet starting at ``data[pos]`` and the position after it; None when it is not complete in
-    ``data``, longer than ``max_size`` or its length is malformed (a stream reader then gives the exact error)."""
-    n = len(data)
+def _remaining_length(data: bytes | bytearray, pos: int, n: int) -> Optional[Tuple[int, int]]:
+    """(remaining length, index where the body starts) of the packet at ``data[pos]``; None while its length bytes
+    are not all in ``data[:n]``. Raises ``PacketError`` for a length field longer than 4 bytes."""
     i, mult, length = pos + 1, 1, 0
-    while True:
-        if i >= n or i - pos > 4:
-            return None
+    while i < n:
         b = data[i]
         i += 1
         length += (b & 0x7F) * mult
         if not b & 0x80:
-            break
+            return length, i
         mult *= 128
+        if i - pos > 4:
+            raise PacketError("remaining length longer than 4 bytes")
+    return None
+
+
+def next_packet(data: bytes, pos: int, max_size: int = MAX_PACKET) -> Optional[Tuple[Packet, int]]:
+    """The whole packet starting at ``data[pos]`` and the position after it; None when it is not complete in
+    ``data``, longer than ``max_size`` or its length is malformed (a stream reader then gives the exact error)."""
+    n = len(data)
+    try:
+        got = _remaining_length(data, pos, n)
+    except PacketError:
+        return None
+    if got is None:
+        return None
+    length, i = got
     end = i + length
     if length > max_size or end > n:
         return None
@@ -233,21 +246,15 @@ class PacketReader:
     def _split(self) -> List[Packet]:
         buf, out, pos, n = self._buf, [], 0, len(self._buf)
         while pos + 1 < n and self._error is None:
-            first, i, mult, length = buf[pos], pos + 1, 1, 0
-            while i < n:
-                b = buf[i]
-                i += 1
-                length += (b & 0x7F) * mult
-                if not b & 0x80:
-                    break
-                mult *= 128
-                if i - pos > 4:
-                    self._error = PacketError("remaining length longer than 4 bytes")
-                    break
-            else:
-                break  # the length is not complete yet
-            if self._error is not None:
+            first = buf[pos]
+            try:
+                got = _remaining_length(buf, pos, n)
+            except PacketError as exc:
+                self._error = exc
                 break
+            if got is None:
+                break  # the length is not complete yet
+            length, i = got
             if length > self.max_size:
                 self._error = PacketTooLarge(first, length, self.max_size)
                 break

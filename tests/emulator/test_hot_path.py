@@ -99,8 +99,28 @@ def test_packet_reader_returns_every_packet_of_a_chunk_then_the_error():
         empty = asyncio.StreamReader()
         empty.feed_eof()
         assert await mp.PacketReader(empty).read_packets() == []
+        long_length = asyncio.StreamReader()   # a good packet, then a remaining length of 5 bytes
+        long_length.feed_data(good[0] + bytes([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]))
+        packets = mp.PacketReader(long_length)
+        assert [p.raw for p in await packets.read_packets()] == [good[0]]
+        with pytest.raises(mp.PacketError, match="longer than 4 bytes"):
+            await packets.read_packets()
 
     asyncio.run(run())
+
+
+def test_next_packet_takes_only_a_whole_packet_within_the_limit():
+    one = mp.encode_publish("a/b", b"xyz", qos=1, packet_id=7)
+    two = mp.encode_publish("c", bytes(200), qos=0)
+    data = one + two
+    pkt, end = mp.next_packet(data, 0)
+    assert (pkt.raw, pkt.first_byte, end) == (one, one[0], len(one)) and one.endswith(pkt.body)
+    pkt, end = mp.next_packet(data, len(one))
+    assert (pkt.raw, end) == (two, len(data))
+    assert mp.next_packet(data[:-1], len(one)) is None                   # body not all there
+    assert mp.next_packet(two[:2], 0) is None                            # length bytes not all there
+    assert mp.next_packet(two, 0, max_size=100) is None                  # over the limit
+    assert mp.next_packet(bytes([0x30, 0x80, 0x80, 0x80, 0x80, 0x01, 0]), 0) is None   # 5-byte length
 
 
 def test_buffered_socket_serves_small_reads_from_one_recv():
