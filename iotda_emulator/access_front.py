@@ -750,9 +750,8 @@ class AccessFront:
         a (un)subscribe in flight) stops it:
         the rest goes through the reading task, which takes exactly the decisions :meth:`_from_device` takes."""
         pos, n = 0, len(data)
-        intake = self.platform_intake
         while pos < n:
-            if (intake is None or link.closed.is_set() or link.broker_writer is not None or link.delay
+            if (self.platform_intake is None or link.closed.is_set() or link.broker_writer is not None or link.delay
                     or not link.gate.is_set() or link.via_broker or link.sub_fifo or link.unsub_fifo):
                 return pos
             got = mp.next_packet(data, pos)
@@ -772,24 +771,13 @@ class AccessFront:
             topic = link.direct_topics.get(raw_topic)
             if not topic or (self.topic_authorizer is not None and raw_topic not in link.allowed_topics):
                 return pos   # not yet decided for this link (or not a direct one): the ordinary path decides
-            start = 2 + len(raw_topic)
-            pid = None
-            if fb & 0x02:   # QoS 1
-                if len(body) < start + 2:
-                    return pos
-                pid = (body[start] << 8) | body[start + 1]
-                if not pid:
-                    return pos
-                start += 2
+            got = _packet_id_and_payload(body, raw_topic, (fb >> 1) & 0x03, link.level)
+            if got is None:
+                return pos
+            pid, start = got
             link.last_seen = time.monotonic()
-            self.direct_uplinks += 1
             self.fast_uplinks += 1
-            try:
-                intake(topic, body[start:])
-            except Exception:  # noqa: BLE001 - as in _hand_over: acknowledged, the failure logged
-                logger.exception("%s: platform intake failed on %r", self.name, topic)
-            if pid is not None:
-                self._to_device(link, link.down_q, mp.encode_puback(pid))
+            self._intake(link, topic, body[start:], pid, link.down_q)
             pos = end
         return pos
 
@@ -1092,19 +1080,10 @@ class AccessFront:
             topic = self._direct_topic(link, raw_topic)
         if not topic:
             return False
-        pos = 2 + len(raw_topic)
-        pid = None
-        if qos:
-            if len(body) < pos + 2:
-                return False
-            pid = (body[pos] << 8) | body[pos + 1]
-            if not pid:
-                return False   # a protocol error: Mosquitto closes the connection for it
-            pos += 2
-        if link.level == 5:
-            if len(body) <= pos or body[pos]:
-                return False   # properties (or none at all: malformed)
-            pos += 1
+        got = _packet_id_and_payload(body, raw_topic, qos, link.level)
+        if got is None:
+            return False
+        pid, pos = got
         if link.sub_fifo or link.unsub_fifo:
             # a (UN)SUBSCRIBE is still on its way through the broker: the platform's answers to this uplink
             # must find the subscriptions the device made before it, as they would via the broker
@@ -1124,14 +1103,18 @@ class AccessFront:
                 link.pinged_at = now
                 link.own_pings += 1
                 link.broker_writer.write(_PINGREQ)
+        self._intake(link, topic, body[pos:], pid, down_q)
+        return True
+
+    def _intake(self, link: _Link, topic: str, payload: bytes, pid: Optional[int], down_q: asyncio.Queue) -> None:
+        """Hand a device's system uplink to ``platform_intake``, then acknowledge it to the device (QoS 1)."""
         self.direct_uplinks += 1
         try:
-            self.platform_intake(topic, body[pos:])   # PlatformCore.take_uplink never raises; another might
+            self.platform_intake(topic, payload)   # PlatformCore.take_uplink never raises; another might
         except Exception:  # noqa: BLE001 - taken as the broker would have: acknowledged, the failure logged
             logger.exception("%s: platform intake failed on %r", self.name, topic)
         if pid is not None:
             self._to_device(link, down_q, mp.encode_puback(pid))
-        return True
 
     @staticmethod
     def _direct_topic(link: _Link, raw_topic: bytes) -> str:
@@ -1440,6 +1423,26 @@ async def _open_unix(path: str) -> Tuple[asyncio.StreamReader, asyncio.StreamWri
             sock.close()
             raise
         return await asyncio.open_unix_connection(sock=sock)
+
+
+def _packet_id_and_payload(body: bytes, raw_topic: bytes, qos: int, level: int) -> Optional[Tuple[Optional[int], int]]:
+    """(packet id, or None at QoS 0; where the payload starts) of a PUBLISH body whose topic is ``raw_topic``;
+    None when it is malformed (no or a zero packet id: Mosquitto closes the connection for it) or, in MQTT 5,
+    carries properties."""
+    pos = 2 + len(raw_topic)
+    pid = None
+    if qos:
+        if len(body) < pos + 2:
+            return None
+        pid = (body[pos] << 8) | body[pos + 1]
+        if not pid:
+            return None
+        pos += 2
+    if level == 5:
+        if len(body) <= pos or body[pos]:
+            return None   # properties (or none at all: malformed)
+        pos += 1
+    return pid, pos
 
 
 def _topic_bytes(body: bytes) -> bytes:
